@@ -1,0 +1,1 @@
+"""Body models, camera, the R-CNN with its SMPL branch, and per-person losses."""

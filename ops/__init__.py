@@ -1,0 +1,1 @@
+"""Differentiable geometry and mesh operations (rotations, SDF, collision, rendering, metrics)."""

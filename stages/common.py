@@ -1,0 +1,67 @@
+"""What every stage shares: reading ``params.yaml`` once, and building the body model.
+
+Stages read their own sections into frozen dataclasses at the top of ``main()`` and
+pass plain values down; nothing below ``stages/`` reads configuration.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from model.body import BodyModel, load_body_model
+
+__all__ = ["read_params", "from_section", "BodyModelParams", "write_json"]
+
+
+def read_params(path: str | Path = "params.yaml") -> dict[str, Any]:
+    """The whole ``params.yaml`` as a dict."""
+    with open(path) as handle:
+        params = yaml.safe_load(handle)
+    if not isinstance(params, dict):
+        raise ValueError(f"{path}: expected a mapping of parameter sections")
+    return params
+
+
+def from_section(cls: type, params: dict[str, Any], name: str):
+    """Build dataclass ``cls`` from ``params[name]``, requiring exactly its fields, so a
+    typo in ``params.yaml`` is an error rather than a silently ignored key."""
+    if name not in params:
+        raise KeyError(f"params.yaml has no '{name}' section")
+    section = params[name]
+    expected = {f.name for f in fields(cls)}
+    missing, unknown = expected - set(section), set(section) - expected
+    if missing or unknown:
+        raise ValueError(f"params.yaml section '{name}': missing {sorted(missing)}, "
+                         f"unknown {sorted(unknown)}")
+    return cls(**section)
+
+
+@dataclass(frozen=True)
+class BodyModelParams:
+    """``body_model`` section: which body model every stage uses."""
+
+    kind: str  # "anny" (default, no files) or "smpl" (licensed file, see README)
+    model_path: str | None  # SMPL only: SMPL_NEUTRAL.pkl or its folder
+    h36m_regressor: str | None  # SMPL only, optional: J_regressor_h36m.npy
+
+    def build(self) -> BodyModel:
+        if self.kind == "smpl":
+            return load_body_model("smpl", model_path=self.model_path,
+                                   h36m_regressor=self.h36m_regressor)
+        if self.model_path or self.h36m_regressor:
+            raise ValueError("body_model.model_path / h36m_regressor apply to kind 'smpl' only")
+        return load_body_model(self.kind)
+
+
+def write_json(path: str | Path, data: dict[str, Any]) -> None:
+    """Deterministic JSON (sorted keys, no timestamps), written atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)
