@@ -1,0 +1,56 @@
+"""NVIDIA Warp set-up shared by the mesh ops: one kernel source runs on CPU and CUDA.
+
+Warp compiles each kernel module at its first launch on a device (a few seconds on
+CPU) and caches the binary in ``~/.cache/warp``; later processes load it in
+milliseconds.
+"""
+
+from __future__ import annotations
+
+import torch
+import warp as wp
+
+wp.config.quiet = True  # no banner on init; errors are still raised
+wp.init()
+
+
+def warp_device(tensor: torch.Tensor) -> str:
+    """The Warp device that shares memory with ``tensor`` ("cpu" or "cuda:N")."""
+    if tensor.device.type == "cuda":
+        return f"cuda:{tensor.device.index or 0}"
+    if tensor.device.type == "cpu":
+        return "cpu"
+    raise ValueError(f"mesh ops run on CPU or CUDA tensors, got device {tensor.device}")
+
+
+def to_vec3(points: torch.Tensor) -> wp.array:
+    """``[N, 3]`` tensor -> Warp ``vec3`` array sharing memory (float32, contiguous)."""
+    return wp.from_torch(points.detach().float().contiguous(), dtype=wp.vec3)
+
+
+def build_meshes(vertices: torch.Tensor, faces: torch.Tensor) -> list[wp.Mesh]:
+    """One BVH-accelerated ``wp.Mesh`` per person: ``vertices [P, V, 3]``, ``faces [F, 3]``.
+    The caller keeps the returned list alive while kernels use the mesh ids."""
+    indices = wp.from_torch(faces.to(device=vertices.device, dtype=torch.int32).reshape(-1)
+                            .contiguous())
+    return [wp.Mesh(points=to_vec3(v), indices=indices) for v in vertices]
+
+
+def check_finite(name: str, vertices: torch.Tensor) -> None:
+    """Clear error instead of a NaN propagating through a kernel."""
+    if not torch.isfinite(vertices).all():
+        bad = (~torch.isfinite(vertices)).reshape(vertices.shape[0], -1).any(-1)
+        raise ValueError(f"{name}: vertices of person(s) {bad.nonzero().flatten().tolist()} "
+                         "contain NaN or inf")
+
+
+def check_mesh_inputs(name: str, vertices: torch.Tensor, faces: torch.Tensor) -> None:
+    """``vertices [P, V, 3]`` finite, ``faces [F, 3]`` integer indices into V."""
+    if vertices.dim() != 3 or vertices.shape[-1] != 3:
+        raise ValueError(f"{name}: vertices must be [P, V, 3], got {list(vertices.shape)}")
+    if faces.dim() != 2 or faces.shape[-1] != 3 or faces.dtype.is_floating_point:
+        raise ValueError(f"{name}: faces must be integer [F, 3], got {faces.dtype} "
+                         f"{list(faces.shape)}")
+    if faces.numel() and (faces.min() < 0 or faces.max() >= vertices.shape[1]):
+        raise ValueError(f"{name}: face indices must lie in [0, {vertices.shape[1]})")
+    check_finite(name, vertices)
