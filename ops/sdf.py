@@ -66,7 +66,7 @@ def _inside_component(mesh: wp.uint64, point: wp.vec3) -> bool:
 def _penetration(meshes: wp.array2d(dtype=wp.uint64), person: int, point: wp.vec3,
                  max_dist: float) -> float:
     """Distance to the surface if ``point`` is inside any component, else 0."""
-    inside = bool(False)
+    inside = bool(False)  # noqa: UP018 - Warp needs a typed, mutable local
     for c in range(meshes.shape[1]):
         if _inside_component(meshes[person, c], point):
             inside = True
@@ -103,7 +103,8 @@ def _points_kernel(meshes: wp.array2d(dtype=wp.uint64), points: wp.array(dtype=w
 
 @lru_cache(maxsize=16)
 def _components_cached(faces_bytes: bytes, num_faces: int) -> tuple[np.ndarray, ...]:
-    faces = torch.from_numpy(np.frombuffer(faces_bytes, dtype=np.int64).reshape(num_faces, 3).copy())
+    faces = np.frombuffer(faces_bytes, dtype=np.int64).reshape(num_faces, 3)
+    faces = torch.from_numpy(faces.copy())
     labels = torch.arange(int(faces.max()) + 1 if num_faces else 0)
     while True:  # min-label propagation with pointer jumping
         face_min = labels[faces].amin(dim=1)
