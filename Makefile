@@ -24,9 +24,8 @@ test: $(STAMP)
 	$(PYTHON) -m pytest -q
 
 bench: $(STAMP)
-	@for script in bench/*.py; do \
-		[ -e "$$script" ] || continue; \
-		echo "== $$script"; $(PYTHON) $$script || exit 1; \
+	@for name in sdf raster memory; do \
+		echo "== bench/$$name.py"; $(PYTHON) -m bench.$$name || exit 1; \
 	done
 
 lint: $(STAMP)

@@ -1,0 +1,1 @@
+"""Performance benchmarks, each printed beside a baseline measured in the same run."""
