@@ -54,3 +54,13 @@ def check_mesh_inputs(name: str, vertices: torch.Tensor, faces: torch.Tensor) ->
     if faces.numel() and (faces.min() < 0 or faces.max() >= vertices.shape[1]):
         raise ValueError(f"{name}: face indices must lie in [0, {vertices.shape[1]})")
     check_finite(name, vertices)
+
+
+def launch(kernel, dim, inputs: list, like: torch.Tensor) -> None:
+    """Run ``kernel`` on the device of ``like``. On CUDA it is queued on PyTorch's
+    current stream, so it is ordered with the surrounding torch ops."""
+    device = warp_device(like)
+    stream = wp.stream_from_torch(like.device) if like.device.type == "cuda" else None
+    wp.launch(kernel, dim=dim, inputs=inputs, device=device, stream=stream)
+    if stream is None:
+        wp.synchronize_device(device)

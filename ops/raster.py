@@ -31,7 +31,7 @@ from typing import NamedTuple
 import torch
 import warp as wp
 
-from ops._warp import check_mesh_inputs, warp_device
+from ops._warp import check_mesh_inputs, launch
 
 __all__ = ["Raster", "rasterize", "depth_maps", "instance_map", "BACKENDS", "NEAR"]
 
@@ -99,7 +99,6 @@ def _face_ids_warp(screen: torch.Tensor, faces: torch.Tensor,
                    size: tuple[int, int]) -> torch.Tensor:
     """``screen [P, V, 3]`` (u, v, z) -> ``face_id [P, H, W]`` with the Warp z-buffer."""
     num_people = screen.shape[0]
-    device = warp_device(screen)
     zbuf = torch.full((num_people, *size), _FAR_DEPTH, device=screen.device)
     ids = torch.full((num_people, *size), 2**31 - 1, dtype=torch.int32, device=screen.device)
     if num_people and faces.shape[0]:
@@ -107,9 +106,8 @@ def _face_ids_warp(screen: torch.Tensor, faces: torch.Tensor,
                   wp.from_torch(faces.to(screen.device, torch.int32).contiguous(), dtype=wp.vec3i),
                   NEAR]
         for write_ids in (0, 1):
-            wp.launch(_zbuffer_kernel, dim=(num_people, faces.shape[0]), device=device,
-                      inputs=[*inputs, write_ids, wp.from_torch(zbuf), wp.from_torch(ids)])
-        wp.synchronize_device(device)
+            launch(_zbuffer_kernel, (num_people, faces.shape[0]),
+                   [*inputs, write_ids, wp.from_torch(zbuf), wp.from_torch(ids)], like=screen)
     return torch.where(ids == 2**31 - 1, -1, ids).long()
 
 

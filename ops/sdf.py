@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import warp as wp
 
-from ops._warp import check_mesh_inputs, to_vec3, warp_device
+from ops._warp import check_mesh_inputs, launch, to_vec3, warp_device
 
 __all__ = ["SDFGrid", "sdf_grid", "sample_phi", "penetration_depth", "closed_components"]
 
@@ -170,10 +170,8 @@ def sdf_grid(vertices: torch.Tensor, faces: torch.Tensor, grid_size: int = 32,
         return SDFGrid(phi, vertices.new_zeros(0, 3), vertices.new_zeros(0))
     center, half = person_cubes(vertices, padding)
     meshes, ids = _component_meshes(vertices, faces)
-    wp.launch(_grid_kernel, dim=tuple(phi.shape), device=warp_device(vertices),
-              inputs=[ids, to_vec3(center), wp.from_torch(half.contiguous()),
-                      wp.from_torch(phi)])
-    wp.synchronize_device(warp_device(vertices))
+    launch(_grid_kernel, tuple(phi.shape), [ids, to_vec3(center),
+           wp.from_torch(half.contiguous()), wp.from_torch(phi)], like=vertices)
     del meshes
     return SDFGrid(phi, center, half)
 
@@ -189,9 +187,8 @@ def penetration_depth(vertices: torch.Tensor, faces: torch.Tensor,
         return out
     meshes, ids = _component_meshes(vertices[None].float(), faces)
     extent = float((vertices.amax(0) - vertices.amin(0)).amax())
-    wp.launch(_points_kernel, dim=points.shape[0], device=warp_device(vertices),
-              inputs=[ids, to_vec3(points), 2.0 * extent + 1e-6, wp.from_torch(out)])
-    wp.synchronize_device(warp_device(vertices))
+    launch(_points_kernel, points.shape[0],
+           [ids, to_vec3(points), 2.0 * extent + 1e-6, wp.from_torch(out)], like=vertices)
     del meshes
     return out
 

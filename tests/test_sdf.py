@@ -115,3 +115,18 @@ def test_empty_and_bad_inputs():
     degenerate = torch.cat([faces, torch.tensor([[0, 0, 1], [5, 5, 5]])])  # zero-area faces
     phi = sdf_grid(vertices[None], degenerate, grid_size=10).phi
     torch.testing.assert_close(phi, sdf_grid(vertices[None], faces, grid_size=10).phi)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_kernel_matches_cpu():
+    rng = np.random.default_rng(11)
+    verts, tris = random_blob(rng, [0.0, 0.0, 0.0])
+    vertices = torch.tensor(verts, dtype=torch.float32)[None]
+    faces = torch.tensor(tris)
+    cpu = sdf_grid(vertices, faces, grid_size=24)
+    gpu = sdf_grid(vertices.cuda(), faces.cuda(), grid_size=24)
+    torch.testing.assert_close(gpu.phi.cpu(), cpu.phi, atol=1e-6, rtol=0)
+    points = torch.randn(100, 3, dtype=torch.float32) * 0.3
+    torch.testing.assert_close(penetration_depth(vertices[0].cuda(), faces.cuda(), points.cuda())
+                               .cpu(), penetration_depth(vertices[0], faces, points),
+                               atol=1e-6, rtol=0)
