@@ -33,7 +33,8 @@ import warp as wp
 
 from ops._warp import check_mesh_inputs, launch
 
-__all__ = ["Raster", "rasterize", "depth_maps", "instance_map", "BACKENDS", "NEAR"]
+__all__ = ["Raster", "rasterize", "depth_maps", "raster_depth", "instance_map", "BACKENDS",
+           "NEAR"]
 
 BACKENDS = ("auto", "warp", "cpu", "nvdiffrast")
 NEAR = 0.01  # metres
@@ -250,6 +251,16 @@ def depth_maps(vertices_cam: torch.Tensor, faces: torch.Tensor, K: torch.Tensor,
     depth = torch.full(covered.face_id.shape, float("inf"), dtype=vertices_cam.dtype,
                        device=vertices_cam.device)
     return depth.index_put(covered.pixels, (covered.bary * corner_z).sum(-1))
+
+
+def raster_depth(raster: Raster, vertices_cam: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+    """Depth maps ``[P, H, W]`` (``inf`` where empty) from an existing :class:`Raster`,
+    for callers that need the face ids too (e.g. shading)."""
+    faces = faces.to(vertices_cam.device).long()
+    person = torch.arange(vertices_cam.shape[0], device=vertices_cam.device)[:, None, None]
+    corner_z = vertices_cam[..., 2][person[..., None], faces[raster.face_id.clamp(min=0)]]
+    depth = (raster.bary * corner_z).sum(-1)
+    return torch.where(raster.face_id >= 0, depth, torch.full_like(depth, float("inf")))
 
 
 def instance_map(depths: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,5 @@
-"""End to end: `dvc repro` in a temporary copy of the project, then a no-op re-run."""
+"""End to end: `dvc repro` on a tiny profile in a temporary copy of the project, then a
+no-op re-run."""
 
 import json
 import os
@@ -8,6 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
+
+from tests.synthetic_params import tiny_params
 
 ROOT = Path(__file__).resolve().parents[1]
 COPIED = ["dvc.yaml", "params.yaml", "pyproject.toml", ".dvcignore", "model", "ops",
@@ -30,6 +34,7 @@ def test_dvc_repro_runs_and_is_then_a_no_op(tmp_path):
             shutil.copytree(source, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy(source, tmp_path / name)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params(size=3)))
     dvc = str(Path(sys.executable).parent / "dvc")
     run(["git", "init", "-q"], tmp_path)
     run([dvc, "init", "-q"], tmp_path)
@@ -37,5 +42,8 @@ def test_dvc_repro_runs_and_is_then_a_no_op(tmp_path):
     summary = json.loads((tmp_path / "data/body_model/summary.json").read_text())
     assert summary["kind"] == "anny" and summary["watertight"]
     assert summary["num_vertices"] == 13718 and summary["num_rotations"] == 20
+    for dataset in ("synth_train", "synth_single", "synth_groups", "synth_multi", "synth_crowd"):
+        index = json.loads((tmp_path / "data/shards" / dataset / "index.json").read_text())
+        assert index["num_samples"] == 3
     second = run([dvc, "repro"], tmp_path)
     assert "didn't change, skipping" in second and "Running stage" not in second

@@ -5,7 +5,7 @@ import pytest
 import torch
 import trimesh
 
-from ops.raster import depth_maps, instance_map, rasterize
+from ops.raster import depth_maps, instance_map, raster_depth, rasterize
 from tests.mesh_reference import zbuffer_reference
 
 K = torch.tensor([[60.0, 0.0, 28.0], [0.0, 60.0, 20.0], [0.0, 0.0, 1.0]])
@@ -54,6 +54,12 @@ def test_raster_outputs_are_consistent():
     uv = (point @ K.T)[:, :2] / point[:, 2:]
     torch.testing.assert_close(uv, torch.stack([col + 0.5, row + 0.5], -1).float(), atol=1e-3,
                                rtol=0)
+
+
+def test_raster_depth_equals_depth_maps():
+    vertices, faces = blobs(9)
+    torch.testing.assert_close(raster_depth(rasterize(vertices, faces, K, SIZE), vertices, faces),
+                               depth_maps(vertices, faces, K, SIZE))
 
 
 def test_instance_map_is_the_front_person():
