@@ -46,6 +46,7 @@ def _quiet_warp() -> None:
         import warp
 
         warp.config.quiet = True
+        warp.config.log_level = warp.LOG_WARNING
     except ImportError:  # pragma: no cover - warp is a dependency of anny
         pass
 

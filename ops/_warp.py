@@ -11,6 +11,7 @@ import torch
 import warp as wp
 
 wp.config.quiet = True  # no banner on init; errors are still raised
+wp.config.log_level = wp.LOG_WARNING  # no "Module ... load on device" line per kernel
 wp.init()
 
 

@@ -23,7 +23,7 @@ import torch
 from model.anny_body import ARTICULATED_BONES
 from ops.geometry import axis_angle_to_matrix
 
-__all__ = ["ACTIVITIES", "sample_pose", "sample_phenotype", "JOINT_LIMITS"]
+__all__ = ["ACTIVITIES", "sample_pose", "sample_phenotype", "JOINT_LIMITS", "SyntheticPrior"]
 
 ACTIVITIES = ("stand", "walk", "gesture", "sit", "crouch")
 
@@ -121,3 +121,20 @@ def sample_phenotype(rng: np.random.Generator, child_fraction: float) -> torch.T
     values = [rng.uniform(0, 1), age, rng.uniform(0.3, 0.7), rng.uniform(0.25, 0.75),
               rng.uniform(0.3, 0.7), rng.uniform(0.4, 0.6)]
     return torch.tensor(values, dtype=torch.float32)
+
+
+class SyntheticPrior:
+    """"Real" samples for the adversarial prior, drawn from the same pose and shape
+    distribution as the synthetic people: ``prior(n) -> (rotmats [n, J, 3, 3], shape [n, 6])``
+    (the global rotation is identity; the discriminator ignores it)."""
+
+    def __init__(self, seed: int, child_fraction: float = 0.2) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.child_fraction = child_fraction
+
+    def __call__(self, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        activities = self.rng.choice(ACTIVITIES, size=count)
+        local = torch.stack([sample_pose(str(a), self.rng) for a in activities])
+        rotmats = torch.cat([torch.eye(3).expand(count, 1, 3, 3), local], dim=1)
+        shape = torch.stack([sample_phenotype(self.rng, self.child_fraction) for _ in range(count)])
+        return rotmats, shape

@@ -1,0 +1,181 @@
+"""The network: a torchvision Faster R-CNN with an SMPL branch on RoIAlign 14x14 features.
+
+Parts are injected as in torchvision's detection models:
+- a ResNet-FPN backbone;
+- torchvision's RPN;
+- :class:`SMPLRoIHeads`, which is torchvision's box head plus the SMPL branch.
+
+The SMPL branch sees the *positive proposals* of the box sampler during training, and
+the final detections at test time (as in the official code). Training returns a dict of
+named losses. Evaluation returns one dict per image: boxes, scores, rotmats, shape,
+cam, transl.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import partial
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+from torchvision.models.detection.image_list import ImageList
+from torchvision.models.detection.roi_heads import RoIHeads, fastrcnn_loss
+from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
+from torchvision.ops import MultiScaleRoIAlign
+
+from model.body import BodyModel
+from model.discriminator import Discriminator
+from model.smpl_criterion import LossConfig, SMPLCriterion
+from model.smpl_head import SMPLHead
+
+__all__ = ["ModelConfig", "CoherentRCNN", "SMPLRoIHeads", "build_model"]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """``model`` section of params.yaml."""
+
+    backbone: str  # resnet18 | resnet34 | resnet50 (the paper: resnet50)
+    imagenet_weights: bool  # needs torchvision's weight file in the torch hub cache
+    trainable_layers: int  # ResNet stages trained (5 = all; the paper: 3 with frozen BN)
+    anchor_sizes: tuple[int, ...]  # one per FPN level
+    anchor_ratios: tuple[float, ...]  # height / width
+    rpn_pre_nms_train: int
+    rpn_post_nms_train: int
+    rpn_pre_nms_test: int
+    rpn_post_nms_test: int
+    box_batch_size_per_image: int
+    detections_per_image: int
+    regressor_iterations: int
+    dropout: float
+
+
+class SMPLRoIHeads(RoIHeads):
+    """torchvision's box RoI heads plus the SMPL branch and its losses."""
+
+    def __init__(self, *args, smpl_roi_pool: MultiScaleRoIAlign, smpl_head: SMPLHead,
+                 criterion: SMPLCriterion, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.smpl_roi_pool, self.smpl_head, self.criterion = smpl_roi_pool, smpl_head, criterion
+
+    def forward(self, features, proposals, image_shapes, targets=None, intrinsics=None):
+        if self.training:
+            proposals, matched, labels, regression_targets = self.select_training_samples(
+                proposals, targets)
+        box_features = self.box_head(self.box_roi_pool(features, proposals, image_shapes))
+        class_logits, box_regression = self.box_predictor(box_features)
+        if not self.training:
+            return self._detect(features, class_logits, box_regression, proposals,
+                                image_shapes, intrinsics), {}
+        loss_classifier, loss_box_reg = fastrcnn_loss(class_logits, box_regression, labels,
+                                                      regression_targets)
+        scores = F.softmax(class_logits, dim=-1)[:, 1].split([len(p) for p in proposals])
+        positives = [label > 0 for label in labels]
+        boxes = [p[pos] for p, pos in zip(proposals, positives, strict=True)]
+        prediction = self.smpl_head(self.smpl_roi_pool(features, boxes, image_shapes))
+        losses = self.criterion(
+            prediction, boxes, [m[pos] for m, pos in zip(matched, positives, strict=True)],
+            [s[pos].detach() for s, pos in zip(scores, positives, strict=True)], targets,
+            image_shapes[0])
+        return [], {"loss_classifier": loss_classifier, "loss_box_reg": loss_box_reg, **losses}
+
+    def _detect(self, features, class_logits, box_regression, proposals, image_shapes,
+                intrinsics):
+        boxes, scores, _ = self.postprocess_detections(class_logits, box_regression, proposals,
+                                                       image_shapes)
+        prediction = self.smpl_head(self.smpl_roi_pool(features, boxes, image_shapes))
+        transl = self.criterion.translations(prediction["cam"], boxes, intrinsics)
+        counts = [len(b) for b in boxes]
+        split = {k: v.split(counts) for k, v in prediction.items()}
+        return [{"boxes": boxes[i], "scores": scores[i], "rotmats": split["rotmats"][i],
+                 "shape": split["shape"][i], "cam": split["cam"][i], "transl": transl[i]}
+                for i in range(len(boxes))]
+
+
+class CoherentRCNN(nn.Module):
+    """Backbone -> RPN -> :class:`SMPLRoIHeads`. Inputs are float images in [0, 1] of one
+    size ``[B, 3, H, W]`` (the data transforms letterbox them), normalised here."""
+
+    def __init__(self, backbone: nn.Module, rpn: RegionProposalNetwork,
+                 roi_heads: SMPLRoIHeads) -> None:
+        super().__init__()
+        self.backbone, self.rpn, self.roi_heads = backbone, rpn, roi_heads
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
+
+    @property
+    def discriminator(self) -> Discriminator:
+        """The adversarial prior's discriminator (optimised on the ``adv_*`` losses)."""
+        return self.roi_heads.criterion.discriminator
+
+    def set_losses(self, config: LossConfig) -> None:
+        """Switch the phase's losses (pretrain, baseline, fine-tune variant)."""
+        self.roi_heads.criterion.config = config
+
+    def forward(self, images: torch.Tensor, targets: list[dict] | None = None,
+                intrinsics: list[torch.Tensor] | None = None):
+        """Training: ``targets`` (per-image dicts with boxes, labels, keypoints, K, ...)
+        -> dict of losses. Evaluation: ``intrinsics`` (``[3, 3]`` per image) -> detections."""
+        if self.training and targets is None:
+            raise ValueError("CoherentRCNN: training needs targets")
+        if not self.training and intrinsics is None:
+            raise ValueError("CoherentRCNN: evaluation needs each image's intrinsics")
+        normalised = (images - self.mean) / self.std
+        features = self.backbone(normalised)
+        image_list = ImageList(normalised, [tuple(images.shape[-2:])] * images.shape[0])
+        proposals, rpn_losses = self.rpn(image_list, features, targets)
+        detections, roi_losses = self.roi_heads(features, proposals, image_list.image_sizes,
+                                                targets, intrinsics)
+        return {**rpn_losses, **roi_losses} if self.training else detections
+
+
+def _backbone(config: ModelConfig) -> nn.Module:
+    weights = None
+    if config.imagenet_weights:
+        from torchvision.models import get_model_weights
+
+        weights = get_model_weights(config.backbone).IMAGENET1K_V1
+        cached = os.path.join(torch.hub.get_dir(), "checkpoints", weights.url.rsplit("/", 1)[-1])
+        if not os.path.isfile(cached):
+            raise FileNotFoundError(f"model.imagenet_weights needs {cached} (torchvision's "
+                                    f"{config.backbone} ImageNet file, {weights.url}); crmh "
+                                    "never downloads at run time: place the file there first")
+        return resnet_fpn_backbone(backbone_name=config.backbone, weights=weights,
+                                   trainable_layers=config.trainable_layers)
+    # From scratch, frozen BatchNorm would be an identity: use GroupNorm, which trains
+    # well at small batch and behaves the same under DDP as in one process.
+    return resnet_fpn_backbone(backbone_name=config.backbone, weights=None,
+                               norm_layer=partial(nn.GroupNorm, 16),
+                               trainable_layers=config.trainable_layers)
+
+
+def build_model(config: ModelConfig, body: BodyModel, prior, seed: int) -> CoherentRCNN:
+    """Assemble the network for ``body`` (Anny or SMPL). ``prior(n)`` returns ``n`` real
+    (rotmats, shape) samples for the discriminator."""
+    torch.manual_seed(seed)
+    backbone = _backbone(config)
+    anchors = AnchorGenerator(tuple((s,) for s in config.anchor_sizes),
+                              (tuple(config.anchor_ratios),) * len(config.anchor_sizes))
+    rpn = RegionProposalNetwork(
+        anchors, RPNHead(backbone.out_channels, len(config.anchor_ratios)),
+        fg_iou_thresh=0.7, bg_iou_thresh=0.3, batch_size_per_image=256, positive_fraction=0.5,
+        pre_nms_top_n={"training": config.rpn_pre_nms_train, "testing": config.rpn_pre_nms_test},
+        post_nms_top_n={"training": config.rpn_post_nms_train,
+                        "testing": config.rpn_post_nms_test}, nms_thresh=0.7)
+    levels = ["0", "1", "2", "3"]
+    head = SMPLHead(backbone.out_channels, body.num_joints, body.mean_shape(),
+                    bounded_shape=body.name == "anny", iterations=config.regressor_iterations,
+                    dropout=config.dropout)
+    discriminator = Discriminator(body.num_joints, body.shape_dim)
+    roi_heads = SMPLRoIHeads(
+        MultiScaleRoIAlign(levels, 7, 2), TwoMLPHead(backbone.out_channels * 49, 1024),
+        FastRCNNPredictor(1024, 2), 0.5, 0.5, config.box_batch_size_per_image, 0.25, None,
+        0.05, 0.5, config.detections_per_image,
+        smpl_roi_pool=MultiScaleRoIAlign(levels, 14, 2), smpl_head=head,
+        criterion=SMPLCriterion(body, discriminator, prior))
+    return CoherentRCNN(backbone, rpn, roi_heads)

@@ -1,0 +1,146 @@
+"""The training loop shared by every phase: data stream, optimisers, checkpoints, DDP.
+
+- **Data.** A seeded, endless stream over the training shards. Epoch e uses seed
+  ``seed + e``. Under DDP each rank reads its own shards.
+- **Optimisers.** RAdam for the detector. A separate RAdam trains the discriminator
+  on the ``adv_*`` losses. The learning rate warms up linearly from a third over
+  ``warmup_iters`` and then stays constant (official schedule). Gradient norms are
+  clipped.
+- **Bad steps.** A step with a non-finite loss is skipped and counted. The run fails
+  when more than ``max_bad_steps`` happen in a row.
+- **Checkpoints.** Model, optimisers, step and random states are written atomically
+  every ``checkpoint_every`` steps. A re-run with the same configuration resumes from
+  the last one. The data stream is replayed up to that step, so the resumed run
+  continues as the interrupted one would have.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import random
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from pipelines.shards import read_shards
+from pipelines.transforms import collate, to_network_input
+
+__all__ = ["TrainParams", "batches", "Checkpointer", "lr_factor", "setup_distributed",
+           "split_losses", "config_hash"]
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """``train.common`` section."""
+
+    datasets: tuple[str, ...]  # training shards under data/shards/
+    device: str  # auto | cpu | cuda
+    batch_size: int  # images per process (global batch = batch_size x processes)
+    input_height: int  # network input size
+    input_width: int
+    weight_decay: float
+    grad_clip: float
+    warmup_iters: int
+    discriminator_lr: float
+    colour_noise: float  # per-channel scale in [1 - n, 1 + n]
+    log_every: int
+    checkpoint_every: int
+    max_bad_steps: int
+
+
+def config_hash(*parts) -> str:
+    """Identifies a phase's configuration, so a checkpoint only resumes the same run."""
+    blob = json.dumps([asdict(p) if hasattr(p, "__dataclass_fields__") else p for p in parts],
+                      sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def setup_distributed(device: str) -> tuple[int, int, torch.device]:
+    """``(rank, world size, device)``; joins the process group when run by torchrun."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    if world_size > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    if use_cuda:
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        return rank, world_size, torch.device("cuda", local)
+    return rank, world_size, torch.device("cpu")
+
+
+def _samples(datasets: tuple[str, ...], seed: int) -> Iterator[dict]:
+    """Endless round-robin over the datasets' seeded shuffled streams."""
+    epoch = 0
+    while True:
+        streams = [iter(read_shards(Path("data/shards") / d, shuffle=True, seed=seed + epoch))
+                   for d in datasets]
+        while streams:
+            for stream in list(streams):
+                try:
+                    yield next(stream)
+                except StopIteration:
+                    streams.remove(stream)
+        epoch += 1
+
+
+def batches(params: TrainParams, seed: int, skip: int = 0) -> Iterator[tuple]:
+    """Endless network batches ``(images, targets, keys)``. The first ``skip`` batches
+    are read but not returned, so a resumed run continues where the interrupted one was."""
+    stream = _samples(params.datasets, seed)
+    for count in itertools.count():
+        samples = [next(stream) for _ in range(params.batch_size)]
+        if count < skip:
+            continue
+        rng = np.random.default_rng([seed, count])  # colour noise of this batch
+        yield collate([to_network_input(s, params.input_height, params.input_width,
+                                        params.colour_noise, rng) for s in samples])
+
+
+def lr_factor(step: int, warmup_iters: int) -> float:
+    """Linear warm-up from 1/3 to 1 over ``warmup_iters``, then constant."""
+    if warmup_iters <= 0 or step >= warmup_iters:
+        return 1.0
+    return 1 / 3 + (2 / 3) * step / warmup_iters
+
+
+def split_losses(losses: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(detector total, discriminator total): keys starting with ``adv_`` train the
+    discriminator, all the others the detector."""
+    detector = sum((v for k, v in losses.items() if not k.startswith("adv_")), torch.tensor(0.0))
+    adversary = sum((v for k, v in losses.items() if k.startswith("adv_")), torch.tensor(0.0))
+    return detector, adversary
+
+
+class Checkpointer:
+    """Atomic save / resume of a phase's training state in ``folder/checkpoint.pt``."""
+
+    def __init__(self, folder: Path, config_id: str) -> None:
+        self.path, self.config_id = Path(folder) / "checkpoint.pt", config_id
+
+    def save(self, step: int, model, optimizers: list, prior_rng_state: dict) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        state = {"config": self.config_id, "step": step, "model": model.state_dict(),
+                 "optimizers": [o.state_dict() for o in optimizers],
+                 "torch_rng": torch.get_rng_state(), "python_rng": random.getstate(),
+                 "prior_rng": prior_rng_state}
+        tmp = self.path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, self.path)
+
+    def load(self) -> dict | None:
+        """The saved state if it belongs to this configuration, else ``None``."""
+        if not self.path.is_file():
+            return None
+        state = torch.load(self.path, map_location="cpu", weights_only=False)
+        if state.get("config") != self.config_id:
+            print(f"{self.path}: checkpoint of another configuration, starting afresh")
+            return None
+        return state

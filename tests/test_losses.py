@@ -1,0 +1,125 @@
+"""Per-person and scene losses against direct formulas."""
+
+import math
+
+import pytest
+import torch
+import trimesh
+
+from model.losses import (
+    body_param_loss,
+    discriminator_loss,
+    generator_loss,
+    keypoint_2d_loss,
+    keypoint_3d_loss,
+    scene_losses,
+    select_per_person,
+)
+from stages.trainer import lr_factor, split_losses
+
+
+def test_keypoint_2d_loss_is_box_normalised_and_weighted(rng):
+    pred = torch.rand(3, 17, 2, generator=rng) * 100
+    gt = torch.cat([torch.rand(3, 17, 2, generator=rng) * 100,
+                    (torch.rand(3, 17, 1, generator=rng) > 0.3).float()], -1)
+    boxes = torch.tensor([[10.0, 20, 60, 120], [0, 0, 30, 90], [5, 5, 105, 55]])
+    total = 0.0
+    for n in range(3):
+        cx, cy = (boxes[n, 0] + boxes[n, 2]) / 2, (boxes[n, 1] + boxes[n, 3]) / 2
+        w, h = boxes[n, 2] - boxes[n, 0], boxes[n, 3] - boxes[n, 1]
+        for k in range(17):
+            dx = (pred[n, k, 0] - cx) / w - (gt[n, k, 0] - cx) / w
+            dy = (pred[n, k, 1] - cy) / h - (gt[n, k, 1] - cy) / h
+            total += gt[n, k, 2] * (abs(dx) + abs(dy))
+    expected = total / (3 * 17 * 2)
+    ours = keypoint_2d_loss(pred, gt, boxes, "l1")
+    assert ours.item() == pytest.approx(expected.item(), rel=1e-5)
+    squared = keypoint_2d_loss(pred, gt, boxes, "mse")
+    assert squared.item() > 0 and squared.item() != pytest.approx(expected.item())
+
+
+def test_keypoint_3d_loss_is_root_centred(rng):
+    gt_points = torch.randn(2, 17, 3, generator=rng)
+    gt = torch.cat([gt_points, torch.ones(2, 17, 1)], -1)
+    shifted = gt_points + torch.tensor([1.0, -2.0, 3.0])  # same pose elsewhere
+    assert keypoint_3d_loss(shifted, gt).item() == pytest.approx(0.0, abs=1e-6)
+    pred = gt_points + 0.1 * torch.randn(2, 17, 3, generator=rng)
+    expected = ((pred - pred[:, :1]) - (gt_points - gt_points[:, :1])).abs().mean()
+    assert keypoint_3d_loss(pred, gt).item() == pytest.approx(expected.item(), rel=1e-5)
+    gt[:, 0, 3] = 0  # unknown root: nothing to supervise
+    assert keypoint_3d_loss(pred, gt).item() == 0.0
+
+
+def test_body_param_loss_only_where_known(rng):
+    a, b = torch.randn(3, 20, 3, 3, generator=rng), torch.randn(3, 20, 3, 3, generator=rng)
+    sa, sb = torch.rand(3, 6, generator=rng), torch.rand(3, 6, generator=rng)
+    va, vb = torch.randn(3, 50, 3, generator=rng), torch.randn(3, 50, 3, generator=rng)
+    known = torch.tensor([True, False, True])
+    losses = body_param_loss(a, b, sa, sb, va, vb, known)
+    assert losses["rotmats"].item() == pytest.approx(((a - b)[known] ** 2).mean().item())
+    assert losses["shape"].item() == pytest.approx(((sa - sb)[known] ** 2).mean().item())
+    assert losses["vertices"].item() == pytest.approx((va - vb)[known].abs().mean().item())
+    none = body_param_loss(a, b, sa, sb, va, vb, torch.zeros(3, dtype=torch.bool))
+    assert all(v.item() == 0 for v in none.values())
+
+
+def test_adversarial_losses_are_lsgan():
+    fake = torch.tensor([[0.5, 1.0], [0.0, 2.0]])
+    real = torch.tensor([[1.0, 0.0]])
+    assert generator_loss(fake).item() == pytest.approx(((0.25 + 0) + (1 + 1)) / 2)
+    terms = discriminator_loss(real, fake)
+    assert terms["real"].item() == pytest.approx(1.0)
+    assert terms["fake"].item() == pytest.approx(((0.25 + 1) + (0 + 4)) / 2)
+
+
+def test_select_per_person_takes_the_best_positive():
+    matched = torch.tensor([0, 2, 0, 2, 2])
+    scores = torch.tensor([0.3, 0.9, 0.8, 0.95, 0.1])
+    assert select_per_person(matched, scores, 4).tolist() == [2, -1, 3, -1]
+
+
+def _two_people(offset: float):
+    sphere = trimesh.creation.icosphere(subdivisions=2, radius=0.4)
+    body = torch.tensor(sphere.vertices * [0.6, 1.5, 0.5], dtype=torch.float32)
+    people = torch.stack([body + torch.tensor([0.0, 0.0, 4.0]),
+                          body + torch.tensor([offset, 0.0, 4.15])])
+    return people, torch.tensor(sphere.faces)
+
+
+K = torch.tensor([[80.0, 0.0, 40.0], [0.0, 80.0, 30.0], [0.0, 0.0, 1.0]])
+
+
+def test_scene_losses_use_one_prediction_per_person():
+    people, faces = _two_people(0.1)  # overlapping in 3D and in the image
+    # three positives: person 0 twice (the second scores higher), person 1 once
+    vertices = torch.stack([people[0] + 5.0, people[0], people[1]]).requires_grad_(True)
+    chosen = select_per_person(torch.tensor([0, 0, 1]), torch.tensor([0.1, 0.9, 0.5]), 2)
+    masks = torch.zeros(60, 80, dtype=torch.long)
+    masks[:, 40:] = 2  # annotated: person 2 in front on the right half
+    masks[:, :40] = 1
+    losses = scene_losses(vertices, chosen, faces, K, (60, 80), masks, 0.2, "paper", 24,
+                          (True, True))
+    assert losses["collision"].item() > 0 and losses["depth_order"].item() > 0
+    (losses["collision"] + losses["depth_order"]).backward()
+    assert vertices.grad[0].abs().sum() == 0  # the low-scoring duplicate is not used
+    assert vertices.grad[1].abs().sum() > 0 and vertices.grad[2].abs().sum() > 0
+
+
+def test_scene_losses_are_zero_with_one_person_or_none_wanted():
+    people, faces = _two_people(0.1)
+    one = scene_losses(people, torch.tensor([0, -1]), faces, K, (60, 80), None, 0.2, "paper",
+                       24, (True, True))
+    assert one["collision"].item() == 0 and one["depth_order"].item() == 0
+    off = scene_losses(people, torch.tensor([0, 1]), faces, K, (60, 80), None, 0.2, "paper",
+                       24, (False, False))
+    assert off["collision"].item() == 0
+
+
+def test_schedule_and_loss_split():
+    assert lr_factor(0, 30) == pytest.approx(1 / 3) and lr_factor(15, 30) == pytest.approx(2 / 3)
+    assert lr_factor(30, 30) == 1.0 and lr_factor(5, 0) == 1.0
+    losses = {"loss_a": torch.tensor(1.0), "adv_loss_real": torch.tensor(2.0),
+              "loss_b": torch.tensor(0.5)}
+    detector, adversary = split_losses(losses)
+    assert detector.item() == 1.5 and adversary.item() == 2.0
+    assert math.isfinite(detector.item())

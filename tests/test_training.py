@@ -1,0 +1,172 @@
+"""Training: the loss falls, phases chain and log, resume equals an uninterrupted run,
+non-finite steps are skipped then fatal, and DDP on 2 CPU processes equals one process."""
+
+import json
+import os
+import socket
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from model.body import load_body_model
+from model.rcnn import ModelConfig, build_model
+from pipelines.poses import SyntheticPrior
+from pipelines.shards import read_shards
+from pipelines.transforms import collate, to_network_input
+from stages.train import PhaseParams, loop, loss_config, run, typed
+from stages.trainer import TrainParams
+from tests.training_setup import deterministic_sampling, prepare_tiny_shards, tiny_training_params
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train")
+    prepare_tiny_shards(root, tiny_training_params())
+    return root
+
+
+def tiny_model(params, variant=None, phase="pretrain"):
+    body = load_body_model("anny")
+    model = build_model(typed(ModelConfig, params, "model"), body, SyntheticPrior(1), seed=0)
+    model.set_losses(loss_config(params, typed(PhaseParams, params, f"train.{phase}"), variant))
+    return model
+
+
+def first_batch(workdir, count=2):
+    samples = [to_network_input(s, 80, 128) for _, s in zip(range(count),
+               read_shards(workdir / "data/shards/synth_train"), strict=False)]
+    return collate(samples)
+
+
+def test_total_loss_falls_on_a_few_images(workdir):
+    params = tiny_training_params()
+    model = tiny_model(params, variant="full", phase="finetune")
+    model.train()
+    images, targets, _ = first_batch(workdir)
+    optimizer = torch.optim.RAdam(model.parameters(), lr=3e-4)
+    totals = []
+    for _ in range(30):
+        losses = model(images, targets)
+        total = sum(v for k, v in losses.items() if not k.startswith("adv_"))
+        optimizer.zero_grad()
+        total.backward()
+        optimizer.step()
+        totals.append(total.item())
+    assert {"loss_keypoints_2d", "loss_collision", "loss_depth_order",
+            "loss_adversarial", "adv_loss_real"} <= set(losses)
+    assert sum(totals[-3:]) / 3 < 0.7 * sum(totals[:3]) / 3
+
+
+def test_phases_chain_log_and_resume_exactly(workdir, monkeypatch):
+    monkeypatch.chdir(workdir)
+    params = tiny_training_params(iters=4)
+    run(params, "pretrain", None)
+    uninterrupted = torch.load("models/pretrain/model.pt")
+    metrics = json.loads(Path("logs/pretrain/metrics.json").read_text())
+    assert metrics["step"] == 3 and "loss_keypoints_2d" in metrics["train"]
+    assert len(Path("logs/pretrain/plots/metrics/train/total.tsv").read_text().splitlines()) == 5
+    # an "interrupted" run: stop after 2 steps (checkpoint at 2), then run to 4
+    for folder in ("checkpoints", "models", "logs"):
+        os.system(f"rm -rf {folder}")
+    run(tiny_training_params(iters=2), "pretrain", None)
+    run(params, "pretrain", None)
+    resumed = torch.load("models/pretrain/model.pt")
+    for name, value in uninterrupted.items():
+        torch.testing.assert_close(resumed[name], value, msg=name)
+    run(params, "baseline", None)
+    run(params, "finetune", "full")
+    finetuned = json.loads(Path("logs/full/metrics.json").read_text())["train"]
+    assert {"loss_collision", "loss_depth_order", "loss_adversarial"} <= set(finetuned)
+
+
+class _Exploding(torch.nn.Module):
+    """Returns NaN losses for the first ``bad`` calls."""
+
+    def __init__(self, bad: int):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.ones(1))
+        self.discriminator = torch.nn.Linear(1, 1)
+        self.bad, self.calls = bad, 0
+
+    def forward(self, images, targets):
+        self.calls += 1
+        value = self.weight.sum() * (float("nan") if self.calls <= self.bad else 1.0)
+        return {"loss_x": value}
+
+
+@pytest.mark.parametrize("bad, fails", [(2, False), (4, True)])
+def test_non_finite_steps_are_skipped_then_fatal(workdir, monkeypatch, bad, fails):
+    monkeypatch.chdir(workdir)
+    common = replace(typed(TrainParams, tiny_training_params(), "train.common"), max_bad_steps=3)
+    phase = PhaseParams(iters=6, lr=0.1, adversarial=False, keypoint_criterion="l1")
+    model = _Exploding(bad)
+    optimizers = [torch.optim.SGD([model.weight], lr=0.1),
+                  torch.optim.SGD(model.discriminator.parameters(), lr=0.1)]
+
+    def go():
+        loop(model, model, optimizers, [0.1, 0.1], [model.weight], common, phase, 0, 0,
+             torch.device("cpu"), None, None, SyntheticPrior(0), rank=1)
+
+    if fails:
+        with pytest.raises(RuntimeError, match="non-finite losses in a row"):
+            go()
+    else:
+        go()
+        assert model.calls == 6 and model.weight.item() < 1.0  # the finite steps trained
+
+
+def without_prior(model) -> None:
+    """The adversarial prior draws random real samples per process; switch it off so
+    the comparison is exact (the scene losses stay on)."""
+    config = model.roi_heads.criterion.config
+    model.set_losses(replace(config, weights={**config.weights, "adversarial": 0.0}))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _gradients(model, images, targets) -> dict[str, torch.Tensor]:
+    losses = model(images, targets)
+    sum(v for k, v in losses.items() if not k.startswith("adv_")).backward()
+    return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+def _ddp_worker(rank: int, port: int, workdir: str, out: str) -> None:
+    images, targets, _ = first_batch(Path(workdir))  # both images, before the shards split
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    torch.set_num_threads(1)
+    torch.randperm = lambda n, device=None, **_: torch.arange(n, device=device)
+    params = tiny_training_params()
+    model = tiny_model(params, variant="full", phase="finetune")
+    without_prior(model)
+    model.train()
+    ddp = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
+    grads = _gradients(ddp, images[rank:rank + 1], targets[rank:rank + 1])
+    grads = {name.removeprefix("module."): grad for name, grad in grads.items()}
+    if rank == 0:
+        torch.save(grads, out)
+    dist.destroy_process_group()
+
+
+def test_ddp_on_two_cpu_processes_equals_one_process(workdir, monkeypatch, tmp_path):
+    out = tmp_path / "ddp_grads.pt"
+    mp.spawn(_ddp_worker, args=(_free_port(), str(workdir), str(out)), nprocs=2, join=True)
+    deterministic_sampling(monkeypatch)
+    params = tiny_training_params()
+    model = tiny_model(params, variant="full", phase="finetune")
+    without_prior(model)
+    model.train()
+    images, targets, _ = first_batch(workdir)
+    single = _gradients(model, images, targets)
+    distributed = torch.load(out)
+    assert set(single) == set(distributed)
+    for name, grad in single.items():
+        torch.testing.assert_close(distributed[name], grad, atol=1e-5, rtol=1e-3, msg=name)
