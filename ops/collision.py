@@ -103,11 +103,15 @@ def collision_volume(vertices: torch.Tensor, faces: torch.Tensor,
     axis = torch.linspace(-1.0, 1.0, grid_size, device=vertices.device)
     zz, yy, xx = torch.meshgrid(axis, axis, axis, indexing="ij")
     unit_voxels = torch.stack([xx, yy, zz], dim=-1)  # [N, N, N, 3], matches phi[iz, iy, ix]
-    for k, i in enumerate(involved.tolist()):
-        inside_i = grid.phi[k] > 0
-        centres = grid.center[k] + grid.half[k] * unit_voxels[inside_i]  # [M, 3]
-        cell = (2 * grid.half[k].double() / (grid_size - 1)) ** 3
-        for j in overlap[i].nonzero().flatten().tolist():
-            inside_both = penetration_depth(vertices[j], faces, centres) > 0
-            volume[i, j] += 0.5 * inside_both.sum().double() * cell
+    slot = {int(person): k for k, person in enumerate(involved)}
+    inside = {i: grid.center[k] + grid.half[k] * unit_voxels[grid.phi[k] > 0]  # [M_i, 3]
+              for i, k in slot.items()}
+    for j in involved.tolist():  # one mesh query per person j, for all its neighbours' voxels
+        neighbours = overlap[j].nonzero().flatten().tolist()
+        points = torch.cat([inside[i] for i in neighbours])
+        hits = (penetration_depth(vertices[j], faces, points) > 0).split(
+            [len(inside[i]) for i in neighbours])
+        for i, hit in zip(neighbours, hits, strict=True):
+            cell = (2 * grid.half[slot[i]].double() / (grid_size - 1)) ** 3
+            volume[i, j] += 0.5 * hit.sum().double() * cell
     return volume + volume.T
