@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from stages.common import write_json
+from stages.common import read_params, write_json
 
 # table -> (benchmark per paper column, metric per paper column, our models)
 SPECS = {
@@ -74,18 +74,67 @@ def build_table(name: str, paper: dict, metrics: dict) -> tuple[pd.DataFrame, st
     return pd.DataFrame.from_dict(rows, orient="index", columns=columns), note
 
 
+def figures(params: dict, out: Path) -> list[str]:
+    """Baseline vs full on the first few multi-person images of ``tables.figures``;
+    returns the written file names (empty when a model or the benchmark is missing)."""
+    import torch
+
+    from pipelines.shards import read_shards
+    from pipelines.transforms import to_network_input
+    from stages.common import BodyModelParams, from_section
+    from stages.evaluate import load_model
+    from stages.figures import scene_figure
+
+    spec = params["tables"]["figures"]
+    models = list(spec["models"])
+    root = Path("data/shards") / spec["benchmark"]
+    if not root.is_dir() or not all(Path(f"models/{m}/model.pt").is_file() for m in models):
+        return []
+    body = from_section(BodyModelParams, params, "body_model").build()
+    networks = {m: load_model(params, m, body) for m in models}
+    size = (params["train"]["common"]["input_height"], params["train"]["common"]["input_width"])
+    threshold = params["eval"]["collision_score_threshold"]
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    written = []
+    for sample in read_shards(root):
+        if len(written) == spec["count"]:
+            break
+        if sample["meta"]["num_people"] < 2:
+            continue
+        network_input = to_network_input(sample, *size)
+        K = network_input["target"]["K"]
+        rows = []
+        with torch.no_grad():
+            for name, network in networks.items():
+                det = network(network_input["image"][None], intrinsics=[K])[0]
+                keep = det["scores"] >= threshold
+                posed = body(det["rotmats"][keep], det["shape"][keep]).vertices
+                rows.append((name, posed + det["transl"][keep][:, None]))
+        picture = (network_input["image"].permute(1, 2, 0).numpy() * 255).astype("uint8")
+        scene_figure(picture, K, rows, body.faces).save(out / "figures" / f"{sample['key']}.png")
+        written.append(f"{sample['key']}.png")
+    return written
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Write Tables 1-5.")
     parser.add_argument("--metrics", default="metrics")
     parser.add_argument("--paper", default="reference/paper_tables.yaml")
     parser.add_argument("--out", default="reports")
+    parser.add_argument("--figures", action="store_true",
+                        help="also draw baseline-vs-full figures (needs params.yaml, models)")
     args = parser.parse_args()
     paper = yaml.safe_load(Path(args.paper).read_text())
     metrics = load_metrics(Path(args.metrics))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    drawn = figures(read_params(), out) if args.figures else []
+    links = "\n".join(f"- [{name}](figures/{name})" for name in drawn)
     for name in SPECS:
         table, note = build_table(name, paper[name], metrics)
+        if drawn and name in ("table4", "table5"):
+            note += ("\n\nFigures (baseline vs full; input, top and side views; red ="
+                     f" inside another person):\n{links}")
         table.to_csv(out / f"{name}.csv", index_label="method")
         markdown = table.to_markdown(tablefmt="github")
         (out / f"{name}.md").write_text(f"# {paper[name]['title']}\n\n{markdown}\n\n{note}\n")

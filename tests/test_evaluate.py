@@ -1,6 +1,7 @@
 """Evaluation stage logic and the tables, on tiny data."""
 
 import json
+import sys
 
 import pytest
 import torch
@@ -73,20 +74,15 @@ def test_missed_people_count_in_all_but_not_in_matched(samples):
     assert result["pck_all"] == pytest.approx(100.0 * 4 / people, abs=1e-3)
 
 
-def test_tables_show_ours_beside_the_paper_and_na_for_missing(tmp_path):
+def test_tables_show_ours_beside_the_paper_and_na_for_missing(tmp_path, monkeypatch):
     (tmp_path / "metrics" / "synth_multi").mkdir(parents=True)
     result = {"benchmark": "synth_multi", "model": "full", "body_model": "anny",
               "images": 48, "pck_all": 55.5, "pck_matched": 60.25, "collision_frames": 3,
               "depth_order_acc": 88.0}
     (tmp_path / "metrics" / "synth_multi" / "full.json").write_text(json.dumps(result))
-    import sys
-
-    argv = sys.argv
-    sys.argv = ["tables", "--metrics", str(tmp_path / "metrics"), "--out", str(tmp_path / "r")]
-    try:
-        tables_main()
-    finally:
-        sys.argv = argv
+    monkeypatch.setattr(sys, "argv", ["tables", "--metrics", str(tmp_path / "metrics"),
+                                      "--out", str(tmp_path / "r")])
+    tables_main()
     table3 = (tmp_path / "r" / "table3.md").read_text()
     assert "paper: Ours full (paper)" in table3 and "69.12" in table3
     assert "ours: full (L_P + L_D)" in table3 and "55.5" in table3 and "60.25" in table3
@@ -96,3 +92,27 @@ def test_tables_show_ours_beside_the_paper_and_na_for_missing(tmp_path):
         assert (tmp_path / "r" / f"{name}.csv").is_file()
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert summary["synth_multi.full.pck_all"] == 55.5
+
+
+def test_scene_figure_marks_interpenetration_in_red():
+    import numpy as np
+    import trimesh
+
+    from stages.figures import colliding_vertices, scene_figure
+
+    sphere = trimesh.creation.icosphere(subdivisions=2, radius=0.4)
+    body = torch.tensor(sphere.vertices, dtype=torch.float32)
+    faces = torch.tensor(sphere.faces)
+    def pair(gap):
+        return torch.stack([body + torch.tensor([-gap, 0.0, 4.0]),
+                            body + torch.tensor([gap, 0.0, 4.0])])
+
+    apart, inside = pair(0.6), pair(0.2)
+    assert not colliding_vertices(apart, faces).any() and colliding_vertices(inside, faces).any()
+    K = torch.tensor([[60.0, 0.0, 40.0], [0.0, 60.0, 30.0], [0.0, 0.0, 1.0]])
+    picture = scene_figure(np.zeros((60, 80, 3), dtype=np.uint8), K,
+                           [("baseline", inside), ("full", apart)], faces)
+    pixels = np.asarray(picture).astype(int)
+    assert picture.size == (3 * 80, 2 * 60)
+    red = (pixels[..., 0] > 150) & (pixels[..., 1] < 60) & (pixels[..., 2] < 60)
+    assert red[:60].any() and not red[60:].any()  # only the colliding row shows red
