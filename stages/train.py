@@ -129,7 +129,8 @@ def run(params: dict, phase_name: str, variant: str | None) -> None:
                                            model_config, losses, seed, params["body_model"],
                                            world_size))
     start = 0
-    state = checkpoints.load()
+    # Resume only with the logs of the interrupted run (dvc.yaml keeps them: persist).
+    state = checkpoints.load() if Path(f"logs/{name}/metrics.json").is_file() else None
     if state is not None:
         model.load_state_dict(state["model"])
         for optimizer, saved in zip(optimizers, state["optimizers"], strict=True):

@@ -55,11 +55,20 @@ class TrainParams:
     max_bad_steps: int
 
 
+ROOT = Path(__file__).resolve().parents[1]
+CODE = ("model", "ops", "pipelines", "stages/train.py", "stages/trainer.py")
+
+
 def config_hash(*parts) -> str:
-    """Identifies a phase's configuration, so a checkpoint only resumes the same run."""
+    """Identifies a phase's configuration and code, so a checkpoint only resumes the
+    very same run (not one made by older code or other parameters)."""
     blob = json.dumps([asdict(p) if hasattr(p, "__dataclass_fields__") else p for p in parts],
-                      sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+                      sort_keys=True, default=str).encode()
+    digest = hashlib.sha256(blob)
+    for path in sorted(f for entry in CODE for f in
+                       ([ROOT / entry] if entry.endswith(".py") else (ROOT / entry).rglob("*.py"))):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def setup_distributed(device: str) -> tuple[int, int, torch.device]:
