@@ -15,7 +15,9 @@ are in :mod:`ops.metrics`. Per image:
    root-relative pose instead. PA-MPJPE keeps the best detection per person, as the
    official H36M evaluator did.
 3. **Collisions.** These are counted on the detections scoring at least
-   ``eval.collision_score_threshold`` (64³ volumes).
+   ``eval.collision_score_threshold`` (64³ volumes). A diagnostic,
+   ``collision_frames_matched``, counts them only among the predictions matched to
+   distinct people, so duplicate detections of one person do not count.
 
 An image that fails is counted, logged with its key and the error, and left out. The
 stage fails when more than ``eval.max_failed_fraction`` of the images fail.
@@ -118,11 +120,15 @@ def evaluate_image(sample: dict, model, body, config: EvalParams, totals: Accumu
         pred_depth = torch.stack([det["transl"][m, 2] for _, m in pairs])
         correct, total = depth_order_accuracy(pred_depth, gt_depth)
         totals.add("depth_order_acc", correct, total)
+    vertices = (pred.vertices + det["transl"][:, None] if len(det["scores"])
+                else gt_body.vertices[:0])
     colliding = det["scores"] >= config.collision_score_threshold
-    vertices = (pred.vertices[colliding] + det["transl"][colliding][:, None]
-                if len(det["scores"]) else gt_body.vertices[:0])
-    volumes = collision_volume(vertices, body.faces, grid_size=64)
+    volumes = collision_volume(vertices[colliding], body.faces, grid_size=64)
     totals.add("collision_frames", int((volumes > 0).any()), 1)
+    # Diagnostic: only the predictions matched to distinct people (no duplicates).
+    matched = [m for m in matches if m is not None]
+    volumes = collision_volume(vertices[matched], body.faces, grid_size=64)
+    totals.add("collision_frames_matched", int((volumes > 0).any()), 1)
 
 
 def summarise(totals: Accumulator, failed: list[str], benchmark: str, model: str,
@@ -132,6 +138,7 @@ def summarise(totals: Accumulator, failed: list[str], benchmark: str, model: str
               "images": int(totals.sums["images"]), "people": int(totals.sums["people"]),
               "detections": int(totals.sums["detections"]), "failed_images": len(failed),
               "collision_frames": int(totals.sums["collision_frames"]),
+              "collision_frames_matched": int(totals.sums["collision_frames_matched"]),
               "depth_pairs": totals.counts["depth_order_acc"],
               "matched_people": totals.counts["pck_matched"]}
     for key in sorted(totals.sums):

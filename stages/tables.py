@@ -30,8 +30,11 @@ SPECS = {
                 "mean": "mpjpe_mm"}, ["baseline", "full"]),
     "table3": ({"all": "synth_multi", "matched": "synth_multi"},
                {"all": "pck_all", "matched": "pck_matched"}, ["baseline", "full"]),
-    "table4": ({"mupots": "synth_multi", "posetrack": "synth_crowd"},
-               {"mupots": "collision_frames", "posetrack": "collision_frames"},
+    "table4": ({"mupots": "synth_multi", "posetrack": "synth_crowd",
+                "mupots_matched_only": "synth_multi", "posetrack_matched_only": "synth_crowd"},
+               {"mupots": "collision_frames", "posetrack": "collision_frames",
+                "mupots_matched_only": "collision_frames_matched",
+                "posetrack_matched_only": "collision_frames_matched"},
                ["baseline", "no_depth", "no_collision", "full"]),
     "table5": ({"accuracy": "synth_multi"}, {"accuracy": "depth_order_acc"},
                ["baseline", "no_collision", "no_depth", "full"]),
@@ -51,8 +54,10 @@ def load_metrics(root: Path) -> dict[str, dict[str, dict]]:
 def build_table(name: str, paper: dict, metrics: dict) -> tuple[pd.DataFrame, str]:
     """The table (paper rows, then ours) and its note on where our numbers come from."""
     benchmarks, keys, models = SPECS[name]
-    columns = paper["columns"]
-    rows = {f"paper: {label}": values for label, values in paper["rows"].items()}
+    extra = [c for c in benchmarks if c not in paper["columns"]]  # ours only (diagnostics)
+    columns = paper["columns"] + extra
+    rows = {f"paper: {label}": values + ["n/a"] * len(extra)
+            for label, values in paper["rows"].items()}
     body_models, images = set(), {}
     for model in models:
         values = []
@@ -70,7 +75,11 @@ def build_table(name: str, paper: dict, metrics: dict) -> tuple[pd.DataFrame, st
             f"{'/'.join(sorted(body_models)) or 'n/a'}. They are not comparable with the "
             "paper's rows, which were measured on the real benchmark with SMPL.")
     if name == "table4":
-        note += " Collisions: frames with any positive 64^3 intersection volume."
+        note += (" Collisions: frames with any positive 64^3 intersection volume among the"
+                 " detections scoring >= eval.collision_score_threshold. The *_matched_only"
+                 " columns (a diagnostic, ours only) count only predictions matched to"
+                 " distinct annotated people, so duplicate detections of one person do"
+                 " not count.")
     return pd.DataFrame.from_dict(rows, orient="index", columns=columns), note
 
 

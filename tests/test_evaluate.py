@@ -57,6 +57,7 @@ def test_ground_truth_as_prediction_scores_perfectly(samples):
     assert result["matched_people"] == people
     assert result["depth_order_acc"] == 100.0 and result["depth_pairs"] > 0
     assert result["collision_frames"] == 0  # the ground truth never interpenetrates
+    assert result["collision_frames_matched"] == 0
 
 
 def test_missed_people_count_in_all_but_not_in_matched(samples):
