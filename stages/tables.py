@@ -117,8 +117,11 @@ def figures(params: dict, out: Path) -> list[str]:
             for name, network in networks.items():
                 det = network(network_input["image"][None], intrinsics=[K])[0]
                 keep = det["scores"] >= threshold
-                posed = body(det["rotmats"][keep], det["shape"][keep]).vertices
-                rows.append((name, posed + det["transl"][keep][:, None]))
+                if keep.any():
+                    posed = body(det["rotmats"][keep], det["shape"][keep]).vertices
+                    rows.append((name, posed + det["transl"][keep][:, None]))
+                else:  # nothing confident enough to draw
+                    rows.append((name, torch.zeros(0, int(body.faces.max()) + 1, 3)))
         picture = (network_input["image"].permute(1, 2, 0).numpy() * 255).astype("uint8")
         scene_figure(picture, K, rows, body.faces).save(out / "figures" / f"{sample['key']}.png")
         written.append(f"{sample['key']}.png")
