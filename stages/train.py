@@ -30,7 +30,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from model.rcnn import ModelConfig, build_model
 from model.smpl_criterion import LossConfig
-from pipelines.poses import SyntheticPrior
+from pipelines.priors import build_prior
 from stages.common import BodyModelParams, from_section, read_params
 from stages.trainer import (
     Checkpointer,
@@ -110,7 +110,7 @@ def run(params: dict, phase_name: str, variant: str | None) -> None:
     rank, world_size, device = setup_distributed(common.device)
     torch.manual_seed(seed)
     body = from_section(BodyModelParams, params, "body_model").build().to(device)
-    prior = SyntheticPrior(seed + 1 + rank)
+    prior = build_prior(common.prior, seed + 1 + rank, body.num_joints, body.shape_dim)
     model = build_model(model_config, body, prior, seed).to(device)
     model.set_losses(losses)
     previous = PREVIOUS[phase_name]

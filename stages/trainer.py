@@ -49,6 +49,7 @@ class TrainParams:
     grad_clip: float
     warmup_iters: int
     discriminator_lr: float
+    prior: str  # adversarial prior's real poses: "synthetic" or an .npz path (pipelines.priors)
     colour_noise: float  # per-channel scale in [1 - n, 1 + n]
     log_every: int
     checkpoint_every: int

@@ -123,3 +123,27 @@ def test_schedule_and_loss_split():
     detector, adversary = split_losses(losses)
     assert detector.item() == 1.5 and adversary.item() == 2.0
     assert math.isfinite(detector.item())
+
+
+def test_npz_prior_reads_axis_angle_or_rotmats_and_checks_sizes(tmp_path):
+    import numpy as np
+
+    from pipelines.poses import SyntheticPrior
+    from pipelines.priors import NpzPrior, build_prior
+
+    pose = np.zeros((5, 72), dtype=np.float32)
+    pose[:, 0] = np.pi / 2  # global rotation of 90 degrees about x
+    np.savez(tmp_path / "smpl_poses.npz", pose=pose, shape=np.ones((5, 10), dtype=np.float32))
+    prior = NpzPrior(tmp_path / "smpl_poses.npz", num_joints=24, shape_dim=10, seed=0)
+    rotmats, shape = prior(7)
+    assert rotmats.shape == (7, 24, 3, 3) and shape.shape == (7, 10)
+    torch.testing.assert_close(rotmats[0, 0], torch.tensor([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]]),
+                               atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="do not fit a body model with 20 rotations"):
+        NpzPrior(tmp_path / "smpl_poses.npz", num_joints=20, shape_dim=6, seed=0)
+    np.savez(tmp_path / "bad.npz", betas=np.zeros((2, 10)))
+    with pytest.raises(ValueError, match="bad.npz: expected 'shape'"):
+        NpzPrior(tmp_path / "bad.npz", 24, 10, 0)
+    with pytest.raises(FileNotFoundError, match="train.common.prior"):
+        build_prior(str(tmp_path / "missing.npz"), 0, 24, 10)
+    assert isinstance(build_prior("synthetic", 0, 20, 6), SyntheticPrior)
