@@ -9,7 +9,10 @@ Joints:
   SMPL's hip joints sit deeper than COCO's annotated hips; the official code used the
   same kind of mix (``J_regressor_extra``), which is not public.
 - ``h36m17``: with ``h36m_regressor`` (SPIN's ``J_regressor_h36m.npy``, 17 x 6890), the
-  official evaluation joints; without it, an approximation from skeleton joints
+  official evaluation joints. That file's rows put the *left* leg at 1-3 and the right
+  leg at 4-6 (SPIN's ``H36M_TO_J17`` and the official ``h36m_to_MPI`` both read them
+  so), while ``h36m17`` names 1-3 the right leg: the rows are reordered by
+  :data:`SPIN_H36M_ROWS`. Without the file, an approximation from skeleton joints
   (pelvis, hips, knees, ankles, spine2 as spine, neck as thorax, shoulders, elbows,
   wrists), the nose vertex, and vertex 411 as the top of the head.
 - ``lsp14``: skeleton limb joints, neck joint 12 as neck, vertex 411 as head top.
@@ -25,7 +28,7 @@ import torch
 
 from model.body import BodyModel, gather_joint_sets
 
-__all__ = ["SMPLBody", "SMPL_JOINT_NAMES", "load_smpl_arrays"]
+__all__ = ["SMPLBody", "SMPL_JOINT_NAMES", "SPIN_H36M_ROWS", "load_smpl_arrays"]
 
 SMPL_JOINT_NAMES = [
     "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2",
@@ -36,6 +39,8 @@ SMPL_JOINT_NAMES = [
 # smplx appends vertex-picked joints after the 24 skeleton joints, in this order.
 _SMPLX_EXTRA_NAMES = ["nose", "right_eye", "left_eye", "right_ear", "left_ear"]
 HEAD_TOP_VERTEX = 411
+# Row of SPIN's J_regressor_h36m.npy for each h36m17 joint (its legs are swapped).
+SPIN_H36M_ROWS = [0, 4, 5, 6, 1, 2, 3, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]
 SMPL_NUM_VERTICES = 6890
 _REQUIRED = {
     "v_template": (SMPL_NUM_VERTICES, 3),
@@ -149,6 +154,7 @@ class SMPLBody(BodyModel):
             if regressor.shape != (17, SMPL_NUM_VERTICES):
                 raise ValueError(f"{h36m_regressor}: expected a 17 x {SMPL_NUM_VERTICES} "
                                  f"H36M joint regressor, got {list(regressor.shape)}")
+            regressor = regressor[SPIN_H36M_ROWS]
         self.register_buffer("h36m_regressor", regressor, persistent=False)
 
     def mean_shape(self) -> torch.Tensor:
