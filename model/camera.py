@@ -28,7 +28,14 @@ __all__ = [
     "scale_intrinsics",
     "shift_intrinsics",
     "letterbox",
+    "default_intrinsics",
+    "OFFICIAL_FOCAL",
+    "OFFICIAL_INPUT",
 ]
+
+# The official camera: f = 1000 px at the 832 x 512 network input, for every image.
+OFFICIAL_FOCAL = 1000.0
+OFFICIAL_INPUT = (512, 832)  # (height, width)
 
 
 def _box_centre_and_size(boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -103,12 +110,13 @@ def project(points: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
 
 
 def intrinsics_matrix(
-    focal: float, width: int, height: int, center: tuple[float, float] | None = None
+    focal: float, width: int, height: int, center: tuple[float, float] | None = None,
+    dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
-    """``K [3, 3]`` (float32) with square pixels; the principal point defaults to the
-    image centre ``(width / 2, height / 2)``."""
+    """``K [3, 3]`` with square pixels; the principal point defaults to the image
+    centre ``(width / 2, height / 2)``."""
     cx, cy = center if center is not None else (width / 2, height / 2)
-    return torch.tensor([[focal, 0.0, cx], [0.0, focal, cy], [0.0, 0.0, 1.0]])
+    return torch.tensor([[focal, 0.0, cx], [0.0, focal, cy], [0.0, 0.0, 1.0]], dtype=dtype)
 
 
 def scale_intrinsics(K: torch.Tensor, scale: float | tuple[float, float]) -> torch.Tensor:
@@ -139,3 +147,12 @@ def letterbox(
     """
     factor = min(out_width / width, out_height / height)
     return scale_intrinsics(K, factor), factor
+
+
+def default_intrinsics(width: int, height: int) -> torch.Tensor:
+    """``K [3, 3]`` for an image of unknown intrinsics: the official camera, whose focal
+    length is 1000 px once the image is letterboxed into 832 x 512, so
+    ``f = 1000 / min(832 / width, 512 / height)`` in the image's own pixels, with the
+    principal point at the image centre."""
+    factor = min(OFFICIAL_INPUT[1] / width, OFFICIAL_INPUT[0] / height)
+    return intrinsics_matrix(OFFICIAL_FOCAL / factor, width, height, dtype=torch.float64)

@@ -4,7 +4,8 @@ Writing: samples are encoded here (PNG, ``.npy``, JSON, and ``.npz`` through a
 zip writer with fixed timestamps, because ``numpy.savez`` stamps the current time)
 and written in order with ``mtime=0``. The same samples therefore give byte-identical
 shards. Each dataset folder also gets ``index.json``: shard list, sample and people
-counts, rejected draws and failed samples by reason, and a checksum of the inputs.
+counts, what was left out by reason (rejected draws, failed or skipped samples), and a
+checksum of the inputs.
 
 Reading: :func:`read_shards` is a ``webdataset.WebDataset`` pipeline. Shards are split
 across DDP ranks (``split_by_node``) and DataLoader workers, and shuffled with a seed
@@ -20,6 +21,7 @@ import io
 import json
 import zipfile
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -65,16 +67,25 @@ def _png(array: np.ndarray) -> bytes:
 
 
 def encode_sample(sample: dict[str, Any]) -> dict[str, Any]:
-    """A generator's sample dict (arrays) -> schema fields (bytes)."""
+    """A reader's or generator's sample dict (arrays) -> schema fields (bytes).
+
+    The image is either ``image`` (an RGB array, written as PNG) or ``image_bytes`` with
+    ``image_format`` ``"jpg"``/``"png"`` (a dataset's original file, stored unchanged)."""
+    if "image_bytes" in sample:
+        image_field = {sample["image_format"]: sample["image_bytes"]}
+    else:
+        image_field = {"png": _png(sample["image"])}
     fields = {
         "__key__": sample["__key__"],
-        "png": _png(sample["image"]),
+        **image_field,
         "meta.json": json.dumps(sample["meta"], sort_keys=True).encode(),
         "boxes.npy": _npy(sample["boxes"].astype(np.float32)),
         "kp2d.npy": _npy(sample["kp2d"].astype(np.float32)),
     }
     if sample.get("masks") is not None:
         fields["masks.png"] = _png(sample["masks"].astype(np.uint8))
+    if sample.get("ignore") is not None:
+        fields["ignore.png"] = _png(sample["ignore"].astype(np.uint8))
     if sample.get("kp3d") is not None:
         fields["kp3d.npy"] = _npy(sample["kp3d"].astype(np.float32))
     if sample.get("body") is not None:
@@ -83,10 +94,12 @@ def encode_sample(sample: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_shards(encoded_samples, out_dir: str | Path, dataset: str, max_count: int,
-                 rejected: Counter, inputs: dict[str, Any]) -> dict[str, Any]:
+                 report: Callable[[], dict[str, Any]], inputs: dict[str, Any]) -> dict[str, Any]:
     """Write already-encoded samples (in order) to ``<out_dir>/<dataset>-NNNNNN.tar`` and
-    ``index.json``. ``rejected`` counts draws or samples left out, by reason; ``inputs``
-    (the generation parameters) are checksummed into the index. Returns the index."""
+    ``index.json``. ``report()``, called once the samples are consumed, gives the counts
+    of what was left out, by reason (merged into the index); ``inputs`` (the generation
+    parameters or the annotation files' digests) are checksummed into the index.
+    Returns the index."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     counts: Counter = Counter()
@@ -105,7 +118,7 @@ def write_shards(encoded_samples, out_dir: str | Path, dataset: str, max_count: 
         "num_samples": num_samples,
         "num_people": num_people,
         "shardlist": [{"url": name, "nsamples": n} for name, n in sorted(counts.items())],
-        "rejected": dict(sorted(rejected.items())),
+        **report(),
         "inputs_sha256": hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest(),
     }
     (out_dir / "index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
@@ -135,9 +148,12 @@ def _array(sample: dict, field: str, shape: tuple, key: str) -> np.ndarray:
     return array
 
 
-def _image(sample: dict, field: str, key: str) -> np.ndarray:
+def _image(sample: dict, field: str, key: str, rgb: bool = False) -> np.ndarray:
+    """Decode an image field; ``rgb`` converts photos (grayscale and CMYK JPEGs
+    included) to RGB, while masks keep their single channel."""
     try:
-        return np.asarray(Image.open(io.BytesIO(sample[field])))
+        with Image.open(io.BytesIO(sample[field])) as image:
+            return np.asarray(image.convert("RGB") if rgb and image.mode != "RGB" else image)
     except Exception as error:  # noqa: BLE001
         raise ShardFormatError(f"{key}: field '{field}' is not a readable image "
                                f"({error})") from error
@@ -150,7 +166,9 @@ def decode_sample(sample: dict[str, Any]) -> dict[str, Any]:
         ``{"key", "image" uint8 [3, H, W], "meta", "target"}`` where ``target`` holds
         ``boxes [P, 4]``, ``labels [P]`` (1 = person), ``keypoints [P, 17, 3]``, ``K [3, 3]``
         and, when present, ``masks [H, W]`` (instance ids), ``kp3d [P, 17, 4]``,
-        ``rotmats [P, J, 3, 3]``, ``shape [P, S]``, ``transl [P, 3]``, ``has_body [P]``.
+        ``rotmats [P, J, 3, 3]``, ``shape [P, S]``, ``transl [P, 3]``, ``has_body [P]``,
+        and ``ignore [H, W]`` bool (regions with unannotated people: COCO crowds,
+        PoseTrack ignore regions).
     """
     key = sample.get("__key__", "<no key>")
     missing = [f for f in _REQUIRED if f not in sample]
@@ -166,7 +184,7 @@ def decode_sample(sample: dict[str, Any]) -> dict[str, Any]:
     except Exception as error:  # noqa: BLE001
         raise ShardFormatError(f"{key}: meta.json is unreadable or lacks num_people/width/height "
                                f"({error})") from error
-    image = _image(sample, image_field, key)
+    image = _image(sample, image_field, key, rgb=True)
     if image.shape != (height, width, 3):
         raise ShardFormatError(f"{key}: image is {list(image.shape)}, meta says {height}x{width}x3")
     target = {
@@ -175,7 +193,8 @@ def decode_sample(sample: dict[str, Any]) -> dict[str, Any]:
         "keypoints": torch.from_numpy(_array(sample, "kp2d.npy", (num_people, 17, 3), key)),
         "K": torch.tensor(meta["K"], dtype=torch.float32),
     }
-    optional = (("has_masks", "masks.png"), ("has_kp3d", "kp3d.npy"), ("has_body", "body.npz"))
+    optional = (("has_masks", "masks.png"), ("has_kp3d", "kp3d.npy"), ("has_body", "body.npz"),
+                ("has_ignore", "ignore.png"))
     for flag, field in optional:
         if meta.get(flag) and field not in sample:
             raise ShardFormatError(f"{key}: meta.json sets {flag} but field '{field}' is missing")
@@ -185,6 +204,12 @@ def decode_sample(sample: dict[str, Any]) -> dict[str, Any]:
             raise ShardFormatError(f"{key}: masks.png must be a {height}x{width} id map with ids "
                                    f"<= {num_people}, got {list(masks.shape)}")
         target["masks"] = torch.from_numpy(masks.astype(np.int64))
+    if "ignore.png" in sample:
+        ignore = _image(sample, "ignore.png", key)
+        if ignore.shape != (height, width):
+            raise ShardFormatError(f"{key}: ignore.png must be a {height}x{width} mask, got "
+                                   f"{list(ignore.shape)}")
+        target["ignore"] = torch.from_numpy(ignore > 0)
     if "kp3d.npy" in sample:
         target["kp3d"] = torch.from_numpy(_array(sample, "kp3d.npy", (num_people, 17, 4), key))
     if "body.npz" in sample:

@@ -4,7 +4,8 @@ The network takes images of one size. Each image is resized keeping its aspect r
 so it fits inside ``height x width``, then padded at the bottom and right, as the
 official pipeline does. Boxes and keypoints are scaled by the same factor. The
 intrinsics are scaled too, so the camera conversion stays exact. Masks are resized
-with nearest neighbour. Training adds the official per-channel colour scaling.
+with nearest neighbour, and so are the ignore regions. Training adds the official
+per-channel colour scaling.
 Horizontal flips are not used: flipping an Anny pose needs a left/right bone mirror
 that is not written yet.
 """
@@ -35,13 +36,15 @@ def to_network_input(sample: dict, height: int, width: int,
         target["boxes"] = target["boxes"] * factor
         target["keypoints"] = target["keypoints"] * torch.tensor([factor, factor, 1.0])
         target["K"] = scale_intrinsics(target["K"], factor)
-        if "masks" in target:
-            target["masks"] = F.interpolate(target["masks"][None, None].float(), size=new_size,
-                                            mode="nearest")[0, 0].long()
+        for name, dtype in (("masks", torch.long), ("ignore", torch.bool)):
+            if name in target:
+                target[name] = F.interpolate(target[name][None, None].float(), size=new_size,
+                                             mode="nearest")[0, 0].to(dtype)
     pad = (0, width - new_size[1], 0, height - new_size[0])
     image = F.pad(image, pad)
-    if "masks" in target:
-        target["masks"] = F.pad(target["masks"], pad)
+    for name in ("masks", "ignore"):
+        if name in target:
+            target[name] = F.pad(target[name], pad)
     if colour_noise > 0:
         scale = rng.uniform(1 - colour_noise, 1 + colour_noise, 3)
         image = (image * torch.tensor(scale, dtype=image.dtype)[:, None, None]).clamp(0, 1)

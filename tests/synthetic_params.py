@@ -17,6 +17,8 @@ def tiny_params(size: int = 6, seed: int = 0, workers: int = 1) -> dict:
     params["synthetic"].update(height=80, width=128, focal=160.0, min_visible_pixels=12)
     params["shard"].update(max_count=4, workers=workers)
     for name, spec in params["prepare"].items():
+        if spec["kind"] != "synthetic":
+            continue
         spec["size"] = size
         if name == "synth_crowd":
             spec["people"] = [5, 6]
