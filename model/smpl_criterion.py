@@ -7,9 +7,12 @@ Per image:
 3. The 3D keypoints are compared root-centred.
 4. The body parameters are compared where the person has them.
 5. The scene losses (interpenetration, depth order) use one prediction per person.
-Each loss is averaged per image, then over the images of the batch. A batch split over
-DDP ranks therefore gives the same gradient as one process, when every rank has the
-same number of images.
+Proposals whose box is at most ``min_box_size`` pixels wide or high supervise nothing
+(the official filter), and are never chosen for the scene losses. Each loss is averaged
+per image, then over the images of the batch, except the interpenetration loss, which is
+summed over the images as the official ``loss_sdf`` (so its weight does not shrink with
+the batch). A batch split over DDP ranks gives the same gradient as one process, when
+every rank has the same number of images.
 
 Adversarial prior: the generator term scores the predictions with the discriminator's
 parameters *detached*. The discriminator terms (``adv_*`` keys) score detached
@@ -22,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.distributed as dist
 from torch import nn
 from torch.func import functional_call
 
@@ -39,6 +43,8 @@ from model.losses import (
 )
 
 __all__ = ["LossConfig", "SMPLCriterion", "MIN_CAMERA_SCALE"]
+
+SUMMED = ("collision",)  # summed over the images of the batch, as the official loss_sdf
 
 MIN_CAMERA_SCALE = 1e-2  # s <= 0 would put the body behind the camera
 
@@ -90,7 +96,7 @@ class SMPLCriterion(nn.Module):
                                        matched[i], scores[i], transl[i], targets[i], image_size)
             for name, value in image.items():
                 per_image[name].append(value)
-        losses = {f"loss_{name}": weights[name] * torch.stack(values).mean()
+        losses = {f"loss_{name}": weights[name] * _reduce(name, values)
                   for name, values in per_image.items() if weights[name] > 0}
         if weights["adversarial"] > 0:
             losses.update(self._adversarial(prediction["rotmats"], prediction["shape"],
@@ -100,6 +106,7 @@ class SMPLCriterion(nn.Module):
     def _image_losses(self, vertices, coco, h36m, rotmats, shape, boxes, matched, scores,
                       transl, target, image_size) -> dict[str, torch.Tensor]:
         config = self.config
+        # The official small-box filter: proposals this small supervise nothing.
         size = boxes[:, 2:] - boxes[:, :2]
         valid = (size > config.min_box_size).all(dim=1)
         zero = vertices.sum() * 0.0
@@ -109,8 +116,9 @@ class SMPLCriterion(nn.Module):
         losses["keypoints_2d"] = keypoint_2d_loss(keypoints, gt_2d, boxes,
                                                   config.keypoint_criterion)
         if "kp3d" in target:
-            losses["keypoints_3d"] = keypoint_3d_loss(h36m, target["kp3d"][matched],
-                                                      config.keypoint_criterion)
+            gt_3d = target["kp3d"][matched].clone()
+            gt_3d[..., 3] *= valid[:, None]  # small boxes: no valid joint
+            losses["keypoints_3d"] = keypoint_3d_loss(h36m, gt_3d, config.keypoint_criterion)
         if "rotmats" in target and matched.numel():
             with torch.no_grad():
                 gt_body = self.body(target["rotmats"][matched], target["shape"][matched])
@@ -121,7 +129,8 @@ class SMPLCriterion(nn.Module):
         want = (weights["collision"] > 0, weights["depth_order"] > 0)
         losses.update(dict.fromkeys(("collision", "depth_order"), zero))
         if any(want):
-            chosen = select_per_person(matched, scores, len(target["boxes"]))
+            eligible = torch.where(valid, matched, torch.full_like(matched, -1))
+            chosen = select_per_person(eligible, scores, len(target["boxes"]))
             losses.update(scene_losses(vertices + transl[:, None], chosen, self.body.faces,
                                        target["K"], image_size, target.get("masks"),
                                        config.collision_sigma, config.collision_robust,
@@ -137,3 +146,14 @@ class SMPLCriterion(nn.Module):
         terms = discriminator_loss(real, fake)
         return {"loss_adversarial": weight * generator_loss(fake_for_generator),
                 "adv_loss_real": weight * terms["real"], "adv_loss_fake": weight * terms["fake"]}
+
+
+def _reduce(name: str, per_image: list[torch.Tensor]) -> torch.Tensor:
+    """Mean over the batch's images; the collision loss is summed over the images of the
+    *global* batch, as the official ``loss_sdf`` (each DDP rank scales its sum by the
+    number of ranks, whose gradients DDP averages)."""
+    values = torch.stack(per_image)
+    if name not in SUMMED:
+        return values.mean()
+    ranks = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+    return values.sum() * ranks

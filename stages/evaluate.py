@@ -2,25 +2,19 @@
 
     python -m stages.evaluate --model full --benchmark synth_multi
 
-This writes ``metrics/<benchmark>/<model>.json`` with flat keys, including the counts
-of images, people and detections and the failed images. Every metric is computed on
-every benchmark; the tables pick what the paper reports for each one. All protocols
-are in :mod:`ops.metrics`. Per image:
+Writes ``evaluations/<benchmark>/<model>.jsonl`` (one line per image: its metric
+numerators and denominators, or why it failed) and ``metrics/<benchmark>/<model>.json``
+(flat keys: every metric with its 95 % bootstrap interval as ``<key>_lo``/``<key>_hi``,
+per-group values, and the counts of images, people, detections and failed images).
+The protocols are in :mod:`pipelines.evaluation` and :mod:`ops.metrics`.
 
-1. Detections scoring at least ``eval.score_threshold`` (official: 0.05) are posed
-   with the paper's camera conversion.
-2. **Matching.** The official MuPoTS greedy 2D matching is applied to the projected
-   ``h36m17`` joints. It gives 3DPCK All/Matched, and the pairs for the depth order.
-   Panoptic-style MPJPE matches each person to the detection with the nearest
-   root-relative pose instead. PA-MPJPE keeps the best detection per person, as the
-   official H36M evaluator did.
-3. **Collisions.** These are counted on the detections scoring at least
-   ``eval.collision_score_threshold`` (64³ volumes). A diagnostic,
-   ``collision_frames_matched``, counts them only among the predictions matched to
-   distinct people, so duplicate detections of one person do not count.
+The model ``mean_pose`` is the trivial reference: the mean training pose and shape
+(stage ``mean_pose``) placed at each annotated person's true pelvis, with no image
+evidence at all.
 
-An image that fails is counted, logged with its key and the error, and left out. The
-stage fails when more than ``eval.max_failed_fraction`` of the images fail.
+An image that fails (an exception, or a non-finite prediction) is counted once, logged
+with its key and reason, and contributes nothing else. The stage fails when more than
+``eval.max_failed_fraction`` of the images fail.
 """
 
 from __future__ import annotations
@@ -28,18 +22,22 @@ from __future__ import annotations
 import argparse
 import json
 import traceback
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
-from model.camera import project
 from model.rcnn import ModelConfig, build_model
-from ops.collision import collision_volume
-from ops.metrics import depth_order_accuracy, match_people, mpjpe, pa_mpjpe, pck3d
+from pipelines.evaluation import (
+    PredictionError,
+    Protocol,
+    image_values,
+    summarise,
+    write_records,
+)
 from pipelines.poses import SyntheticPrior
-from pipelines.shards import read_shards
+from pipelines.shards import load_index, read_shards
 from pipelines.transforms import to_network_input
 from stages.common import BodyModelParams, from_section, read_params, write_json
 from stages.train import typed
@@ -53,100 +51,103 @@ class EvalParams:
     benchmarks: tuple[str, ...]
     score_threshold: float  # detections used by the metrics (official 0.05)
     collision_score_threshold: float  # detections checked for collisions
+    match_threshold_px: float  # MuPoTS 2D matching threshold (official 40 px)
+    synthetic_match_focal: float  # synthetic images: threshold x f / this (same angle)
+    bootstrap_replicates: int  # resamples of the images for the intervals
     max_failed_fraction: float
 
 
 def load_model(params: dict, name: str, body):
+    """A trained network, or the ``mean_pose`` reference (a dict of its parameters)."""
+    state = torch.load(f"models/{name}/model.pt", map_location="cpu")
+    if state.get("kind") == "mean_pose":
+        return state
     model = build_model(typed(ModelConfig, params, "model"), body, SyntheticPrior(0),
                         int(params["seed"]))
-    model.load_state_dict(torch.load(f"models/{name}/model.pt", map_location="cpu"))
+    model.load_state_dict(state)
     return model.eval()
 
 
-class Accumulator:
-    """Sums of per-person and per-frame results of one benchmark."""
+def mean_pose_detections(reference: dict, target: dict) -> dict[str, torch.Tensor]:
+    """The reference's pose and shape at each annotated person's true pelvis."""
+    present = target["kp3d"][:, 0, 3] > 0
+    people = int(present.sum())
+    return {"boxes": target["boxes"][present], "scores": torch.ones(people),
+            "rotmats": reference["rotmats"].expand(people, -1, -1, -1),
+            "shape": reference["shape"].expand(people, -1),
+            "transl": target["kp3d"][present, 0, :3]}
 
-    def __init__(self) -> None:
-        self.sums: dict[str, float] = defaultdict(float)
-        self.counts: dict[str, int] = defaultdict(int)
 
-    def add(self, key: str, value: float, count: int = 1) -> None:
-        self.sums[key] += value
-        self.counts[key] += count
-
-    def mean(self, key: str) -> float | None:
-        return self.sums[key] / self.counts[key] if self.counts[key] else None
+def match_threshold(config: EvalParams, synthetic: bool, K: torch.Tensor) -> float:
+    """The official 40 px on real frames; on synthetic images, the same angle as 40 px
+    at MuPoTS's focal length, so the threshold scales with the image."""
+    if not synthetic:
+        return config.match_threshold_px
+    return config.match_threshold_px * float(K[0, 0]) / config.synthetic_match_focal
 
 
 @torch.no_grad()
-def evaluate_image(sample: dict, model, body, config: EvalParams, totals: Accumulator) -> None:
-    """Add one image's results to ``totals``."""
-    image, target = sample["image"], sample["target"]
-    K = target["K"]
-    detections = model(image[None], intrinsics=[K])[0]
-    keep = detections["scores"] >= config.score_threshold
-    det = {k: v[keep] for k, v in detections.items()}
-    gt_body = body(target["rotmats"], target["shape"])
-    gt_h36m = target["kp3d"][..., :3]
-    gt_lsp = gt_body.joints["lsp14"] + target["transl"][:, None]
-    people = gt_h36m.shape[0]
-    totals.add("images", 1, 0)
-    totals.add("people", people, 0)
-    totals.add("detections", int(keep.sum()), 0)
-    layout = sample["meta"].get("layout", "all")
-    if len(det["scores"]):
-        pred = body(det["rotmats"], det["shape"])
-        pred_h36m = pred.joints["h36m17"] + det["transl"][:, None]
-        pred_lsp = pred.joints["lsp14"] + det["transl"][:, None]
+def evaluate_sample(sample: dict, model, body, config: EvalParams, size: tuple[int, int],
+                    synthetic: bool) -> dict:
+    """One image's record: ``{key, group, people, detections, values}``."""
+    network_input = to_network_input(sample, *size)
+    original_K = sample["target"]["K"]
+    if isinstance(model, dict):
+        detections = mean_pose_detections(model, sample["target"])
     else:
-        pred_h36m = pred_lsp = gt_h36m[:0]
-    matches = match_people(project(pred_h36m, K), project(gt_h36m, K))
-    for person, match in enumerate(matches):
-        if len(pred_h36m):
-            errors = mpjpe(pred_h36m, gt_h36m[person].expand_as(pred_h36m))
-            nearest = int(errors.argmin())
-            totals.add("mpjpe_mm", float(errors[nearest]))
-            totals.add(f"mpjpe_mm_{layout}", float(errors[nearest]))
-            pa = pa_mpjpe(pred_lsp, gt_lsp[person].expand_as(pred_lsp))
-            totals.add("pa_mpjpe_mm", float(pa.min()))
-        pck = float(pck3d(pred_h36m[match:match + 1], gt_h36m[person:person + 1])) \
-            if match is not None else 0.0
-        totals.add("pck_all", pck)
-        if match is not None:
-            totals.add("pck_matched", pck)
-    pairs = [(p, m) for p, m in enumerate(matches) if m is not None]
-    if len(pairs) >= 2:
-        gt_depth = torch.stack([target["transl"][p, 2] for p, _ in pairs])
-        pred_depth = torch.stack([det["transl"][m, 2] for _, m in pairs])
-        correct, total = depth_order_accuracy(pred_depth, gt_depth)
-        totals.add("depth_order_acc", correct, total)
-    vertices = (pred.vertices + det["transl"][:, None] if len(det["scores"])
-                else gt_body.vertices[:0])
-    colliding = det["scores"] >= config.collision_score_threshold
-    volumes = collision_volume(vertices[colliding], body.faces, grid_size=64)
-    totals.add("collision_frames", int((volumes > 0).any()), 1)
-    # Diagnostic: only the predictions matched to distinct people (no duplicates).
-    matched = [m for m in matches if m is not None]
-    volumes = collision_volume(vertices[matched], body.faces, grid_size=64)
-    totals.add("collision_frames_matched", int((volumes > 0).any()), 1)
+        detections = model(network_input["image"][None],
+                           intrinsics=[network_input["target"]["K"]])[0]
+    protocol = Protocol(config.score_threshold, config.collision_score_threshold,
+                        match_threshold(config, synthetic, original_K))
+    values = image_values(detections, sample["target"], original_K, body, protocol)
+    meta = sample["meta"]
+    return {"key": sample["key"], "group": str(meta.get("layout", meta.get("sequence", "all"))),
+            "people": int((sample["target"]["kp3d"][..., 3] > 0).any(-1).sum()),
+            "detections": int((detections["scores"] >= config.score_threshold).sum()),
+            "values": values}
 
 
-def summarise(totals: Accumulator, failed: list[str], benchmark: str, model: str,
-              body_model: str) -> dict:
-    result = {"benchmark": benchmark, "model": model, "body_model": body_model,
-              "dataset_kind": "synthetic" if benchmark.startswith("synth") else "real",
-              "images": int(totals.sums["images"]), "people": int(totals.sums["people"]),
-              "detections": int(totals.sums["detections"]), "failed_images": len(failed),
-              "collision_frames": int(totals.sums["collision_frames"]),
-              "collision_frames_matched": int(totals.sums["collision_frames_matched"]),
-              "depth_pairs": totals.counts["depth_order_acc"],
-              "matched_people": totals.counts["pck_matched"]}
-    for key in sorted(totals.sums):
-        if key.startswith(("mpjpe", "pa_mpjpe", "pck", "depth_order")):
-            value = totals.mean(key)
-            scale = 100.0 if key.startswith(("pck", "depth_order")) else 1.0
-            if value is not None:  # a metric with nothing to measure is left out
-                result[key] = round(value * scale, 3)
+def evaluate_samples(samples, model, body, config: EvalParams, size: tuple[int, int],
+                     synthetic: bool) -> tuple[list[dict], list[dict]]:
+    """Records of the images that succeeded, and of those that failed (each once, with
+    its key and reason)."""
+    records, failed = [], []
+    for sample in samples:
+        try:
+            records.append(evaluate_sample(sample, model, body, config, size, synthetic))
+        except Exception as error:  # noqa: BLE001 - counted, reported, and bounded above
+            reason = "non_finite_prediction" if isinstance(error, PredictionError) else "error"
+            failed.append({"key": sample["key"], "failed": reason, "error": repr(error)})
+            print(f"{sample['key']}: evaluation failed: {error!r}")
+            if reason == "error":
+                traceback.print_exc()
+    return records, failed
+
+
+def evaluate(model_name: str, benchmark: str, params: dict) -> dict:
+    config = typed(EvalParams, params, "eval")
+    size = (params["train"]["common"]["input_height"], params["train"]["common"]["input_width"])
+    synthetic = params["prepare"][benchmark]["kind"] == "synthetic"
+    body = from_section(BodyModelParams, params, "body_model").build()
+    model = load_model(params, model_name, body)
+    root = Path("data/shards") / benchmark
+    progress = tqdm(read_shards(root), total=load_index(root)["num_samples"],
+                    desc=f"{model_name} on {benchmark}", unit="img", mininterval=5.0)
+    records, failed = evaluate_samples(progress, model, body, config, size, synthetic)
+    write_records(Path("evaluations") / benchmark / f"{model_name}.jsonl", records + failed)
+    result = {"benchmark": benchmark, "model": model_name, "body_model": body.name,
+              "dataset_kind": "synthetic" if synthetic else "real",
+              "images": len(records), "failed_images": len(failed),
+              "people": sum(r["people"] for r in records),
+              "detections": sum(r["detections"] for r in records),
+              "matched_people": int(sum(r["values"]["matched"][0] for r in records)),
+              "depth_pairs": int(sum(r["values"]["depth_order"][1] for r in records)),
+              **summarise(records, config.bootstrap_replicates, int(params["seed"]))}
+    write_json(Path("metrics") / benchmark / f"{model_name}.json", result)
+    images = len(records) + len(failed)
+    if len(failed) > config.max_failed_fraction * max(images, 1):
+        raise RuntimeError(f"{len(failed)} of {images} images failed on {benchmark}: "
+                           f"{[f['key'] for f in failed][:10]}")
     return result
 
 
@@ -155,29 +156,9 @@ def main() -> None:
     parser.add_argument("--model", required=True)
     parser.add_argument("--benchmark", required=True)
     args = parser.parse_args()
-    params = read_params()
-    config = typed(EvalParams, params, "eval")
-    size = (params["train"]["common"]["input_height"], params["train"]["common"]["input_width"])
     torch.set_num_threads(2)
-    body = from_section(BodyModelParams, params, "body_model").build()
-    model = load_model(params, args.model, body)
-    totals, failed = Accumulator(), []
-    for sample in read_shards(Path("data/shards") / args.benchmark):
-        try:
-            network_input = to_network_input(sample, *size)
-            evaluate_image({**sample, **network_input}, model, body, config, totals)
-        except Exception as error:  # noqa: BLE001 - counted, reported, and bounded below
-            failed.append(sample["key"])
-            print(f"{sample['key']}: evaluation failed: {error!r}")
-            traceback.print_exc()
-    result = summarise(totals, failed, args.benchmark, args.model, body.name)
-    write_json(Path("metrics") / args.benchmark / f"{args.model}.json", result)
+    result = evaluate(args.model, args.benchmark, read_params())
     print(json.dumps(result))
-    if failed:
-        print(f"failed images: {failed}")
-    images = result["images"] + len(failed)
-    if len(failed) > config.max_failed_fraction * max(images, 1):
-        raise RuntimeError(f"{len(failed)} of {images} images failed on {args.benchmark}")
 
 
 if __name__ == "__main__":

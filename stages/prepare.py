@@ -19,6 +19,15 @@ printed. The stage fails when more than ``shard.max_failed_fraction`` of the sam
 
 from __future__ import annotations
 
+import os
+
+# Byte-identical shards on every machine. MKL picks its kernels by CPU model, and their
+# rounding differs: one ulp in a vertex flips a rendered pixel or a rejection test, and
+# the shards (and all that is trained on them) differ between machines. MKL's
+# "conditional numerical reproducibility" mode gives every x86 CPU the same results. It
+# must be set before torch loads MKL; the worker processes inherit it.
+os.environ.setdefault("MKL_CBWR", "COMPATIBLE")
+
 import argparse
 import hashlib
 import multiprocessing

@@ -2,11 +2,13 @@
 
     python -m stages.tables --out reports
 
-Reads ``metrics/<benchmark>/<model>.json`` and the published numbers
-(``tables.paper``). Writes ``reports/table1..5.md`` and ``.csv``, and
-``reports/summary.json`` (flat keys ``<benchmark>.<model>.<metric>``). Every table
-says which benchmark and which body model produced our rows. A missing benchmark or
-model shows as "n/a".
+Reads ``metrics/<benchmark>/<model>.json`` (values with their bootstrap intervals),
+``evaluations/<benchmark>/<model>.jsonl`` (per-image values, for the paired differences)
+and the published numbers (``tables.paper``). Writes ``reports/table1..5.md`` and
+``.csv``, and ``reports/summary.json`` (flat keys ``<benchmark>.<model>.<metric>``, with
+``_lo``/``_hi`` bounds and ``..._vs_baseline`` paired differences). Every table says
+which benchmark and which body model produced our rows. A missing benchmark or model
+shows as "n/a".
 """
 
 from __future__ import annotations
@@ -15,32 +17,37 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
 
+from ops.bootstrap import Interval, paired, replicate_weights
+from pipelines.evaluation import METRICS, metric_replicates, read_records
 from stages.common import read_params, write_json
 
-# table -> (benchmark per paper column, metric per paper column, our models)
+# table -> (column -> (benchmark, metric, group)), our models (the first is the
+# reference the paired differences are taken against, after the mean-pose row)
 SPECS = {
-    "table1": ({"reconstruction_error_mm": "synth_single"},
-               {"reconstruction_error_mm": "pa_mpjpe_mm"}, ["baseline", "full"]),
-    "table2": ({c: "synth_groups" for c in ("haggling", "mafia", "ultimatum", "pizza", "mean")},
-               {"haggling": "mpjpe_mm_haggling", "mafia": "mpjpe_mm_mafia",
-                "ultimatum": "mpjpe_mm_ultimatum", "pizza": "mpjpe_mm_pizza",
-                "mean": "mpjpe_mm"}, ["baseline", "full"]),
-    "table3": ({"all": "synth_multi", "matched": "synth_multi"},
-               {"all": "pck_all", "matched": "pck_matched"}, ["baseline", "full"]),
-    "table4": ({"mupots": "synth_multi", "posetrack": "synth_crowd",
-                "mupots_matched_only": "synth_multi", "posetrack_matched_only": "synth_crowd"},
-               {"mupots": "collision_frames", "posetrack": "collision_frames",
-                "mupots_matched_only": "collision_frames_matched",
-                "posetrack_matched_only": "collision_frames_matched"},
+    "table1": ({"reconstruction_error_mm": ("synth_single", "pa_mpjpe_mm", None)},
+               ["mean_pose", "baseline", "full"]),
+    "table2": ({**{g: ("synth_groups", "mpjpe_mm", g)
+                   for g in ("haggling", "mafia", "ultimatum", "pizza")},
+                "mean": ("synth_groups", "mpjpe_mm", "mean")}, ["mean_pose", "baseline", "full"]),
+    "table3": ({"all": ("synth_multi", "pck_all", None),
+                "matched": ("synth_multi", "pck_matched", None)},
+               ["mean_pose", "baseline", "full"]),
+    "table4": ({"mupots": ("synth_multi", "collision_frames", None),
+                "posetrack": ("synth_crowd", "collision_frames", None),
+                "mupots_matched_only": ("synth_multi", "collision_frames_matched", None),
+                "posetrack_matched_only": ("synth_crowd", "collision_frames_matched", None)},
                ["baseline", "no_depth", "no_collision", "full"]),
-    "table5": ({"accuracy": "synth_multi"}, {"accuracy": "depth_order_acc"},
+    "table5": ({"accuracy": ("synth_multi", "depth_order_acc", None)},
                ["baseline", "no_collision", "no_depth", "full"]),
 }
-MODEL_LABELS = {"baseline": "baseline", "full": "full (L_P + L_D)",
-                "no_collision": "baseline + L_D (no L_P)", "no_depth": "baseline + L_P (no L_D)"}
+MODEL_LABELS = {"mean_pose": "mean pose at the true root (no image)", "baseline": "baseline",
+                "full": "full (L_P + L_D)", "no_collision": "baseline + L_D (no L_P)",
+                "no_depth": "baseline + L_P (no L_D)"}
+REFERENCE = "baseline"  # paired differences are against this model
 
 
 def load_metrics(root: Path) -> dict[str, dict[str, dict]]:
@@ -51,36 +58,100 @@ def load_metrics(root: Path) -> dict[str, dict[str, dict]]:
     return metrics
 
 
-def build_table(name: str, paper: dict, metrics: dict) -> tuple[pd.DataFrame, str]:
-    """The table (paper rows, then ours) and its note on where our numbers come from."""
-    benchmarks, keys, models = SPECS[name]
-    extra = [c for c in benchmarks if c not in paper["columns"]]  # ours only (diagnostics)
+def metric_key(metric: str, group: str | None) -> str:
+    if group is None:
+        return metric
+    return f"{metric}_group_mean" if group == "mean" else f"{metric}_{group}"
+
+
+def cell(result: dict | None, key: str) -> str:
+    """``value [lo, hi]`` from a metrics dict, or "n/a"."""
+    if not result or key not in result:
+        return "n/a"
+    if f"{key}_lo" not in result:
+        return f"{result[key]:g}"
+    return f"{result[key]:g} [{result[f'{key}_lo']:g}, {result[f'{key}_hi']:g}]"
+
+
+def paired_difference(evaluations: Path, benchmark: str, model: str, metric: str,
+                      group: str | None, replicates: int, seed: int) -> Interval | None:
+    """``model - REFERENCE`` on the images both evaluated, with a paired bootstrap
+    interval (the same resampled images for both), or ``None`` without records."""
+    paths = [evaluations / benchmark / f"{name}.jsonl" for name in (model, REFERENCE)]
+    if not all(path.is_file() for path in paths):
+        return None
+    ours, theirs = ({r["key"]: r for r in read_records(path)} for path in paths)
+    keys = sorted(set(ours) & set(theirs))
+    entry = METRICS[metric][0]
+    if not keys or any(entry not in r["values"] for r in (*ours.values(), *theirs.values())):
+        return None
+    weights = replicate_weights(len(keys), replicates, seed)
+    a_point, a_draws = metric_replicates([ours[k] for k in keys], weights, metric, group)
+    b_point, b_draws = metric_replicates([theirs[k] for k in keys], weights, metric, group)
+    if not (np.isfinite(a_point) and np.isfinite(b_point)):
+        return None
+    return paired(a_point, b_point, a_draws, b_draws)
+
+
+def difference_cell(difference: Interval | None) -> str:
+    """``Δ [lo, hi]``, starred where the interval excludes zero."""
+    if difference is None:
+        return "n/a"
+    shown = difference.high < 0 or difference.low > 0
+    return (f"{difference.value:+.3g} [{difference.low:+.3g}, {difference.high:+.3g}]"
+            f"{' *' if shown else ''}")
+
+
+def build_table(name: str, paper: dict, metrics: dict, evaluations: Path,
+                bootstrap: tuple[int, int]) -> tuple[pd.DataFrame, str, dict]:
+    """The table (paper rows, then ours with intervals and paired differences from the
+    baseline), its note, and the paired differences (summary keys -> values)."""
+    columns_spec, models = SPECS[name]
+    extra = [c for c in columns_spec if c not in paper["columns"]]  # ours only (diagnostics)
     columns = paper["columns"] + extra
-    rows = {f"paper: {label}": values + ["n/a"] * len(extra)
+    differences = [f"Δ {c} vs {REFERENCE}" for c in columns]
+    rows = {f"paper: {label}": [*values, *["n/a"] * len(extra), *["n/a"] * len(columns)]
             for label, values in paper["rows"].items()}
-    body_models, images = set(), {}
+    body_models, images, summary = set(), {}, {}
     for model in models:
-        values = []
+        row, deltas = [], []
         for column in columns:
-            result = metrics.get(benchmarks[column], {}).get(model)
-            value = result.get(keys[column]) if result else None
-            values.append("n/a" if value is None else value)
+            benchmark, metric, group = columns_spec[column]
+            result = metrics.get(benchmark, {}).get(model)
+            row.append(cell(result, metric_key(metric, group)))
             if result:
                 body_models.add(result["body_model"])
-                images[benchmarks[column]] = result["images"]
-        rows[f"ours: {MODEL_LABELS[model]}"] = values
-    sources = ", ".join(f"{b} ({images.get(b, 'n/a')} images)"
-                        for b in sorted(set(benchmarks.values())))
+                images[benchmark] = result["images"]
+            difference = (None if model in (REFERENCE, "mean_pose") else paired_difference(
+                evaluations, benchmark, model, metric, group, *bootstrap))
+            deltas.append("" if model in (REFERENCE, "mean_pose") else difference_cell(difference))
+            if difference is not None:
+                key = f"{benchmark}.{model}.{metric_key(metric, group)}_vs_{REFERENCE}"
+                summary.update({key: round(difference.value, 3),
+                                f"{key}_lo": round(difference.low, 3),
+                                f"{key}_hi": round(difference.high, 3)})
+        rows[f"ours: {MODEL_LABELS[model]}"] = row + deltas
+    return (pd.DataFrame.from_dict(rows, orient="index", columns=columns + differences),
+            _note(name, columns_spec, images, body_models), summary)
+
+
+def _note(name: str, columns_spec: dict, images: dict, body_models: set) -> str:
+    benchmarks = sorted({spec[0] for spec in columns_spec.values()})
+    sources = ", ".join(f"{b} ({images.get(b, 'n/a')} images)" for b in benchmarks)
     note = (f"Our rows: benchmark(s) {sources} (synthetic, embedded default), body model "
             f"{'/'.join(sorted(body_models)) or 'n/a'}. They are not comparable with the "
-            "paper's rows, which were measured on the real benchmark with SMPL.")
+            "paper's rows, which were measured on the real benchmark with SMPL. Each of our "
+            "numbers is followed by its 95 % bootstrap interval over images; the Δ columns "
+            f"give each model minus the {REFERENCE} on the same images, with a paired "
+            "bootstrap interval, starred (*) where it excludes zero: only a starred "
+            "difference is shown by this run.")
     if name == "table4":
         note += (" Collisions: frames with any positive 64^3 intersection volume among the"
                  " detections scoring >= eval.collision_score_threshold. The *_matched_only"
                  " columns (a diagnostic, ours only) count only predictions matched to"
                  " distinct annotated people, so duplicate detections of one person do"
                  " not count.")
-    return pd.DataFrame.from_dict(rows, orient="index", columns=columns), note
+    return note
 
 
 def figures(params: dict, out: Path) -> list[str]:
@@ -131,27 +202,32 @@ def figures(params: dict, out: Path) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description="Write Tables 1-5.")
     parser.add_argument("--metrics", default="metrics")
+    parser.add_argument("--evaluations", default="evaluations")
     parser.add_argument("--paper", default="reference/paper_tables.yaml")
     parser.add_argument("--out", default="reports")
     parser.add_argument("--figures", action="store_true",
                         help="also draw baseline-vs-full figures (needs params.yaml, models)")
     args = parser.parse_args()
+    params = read_params()
+    bootstrap = (int(params["eval"]["bootstrap_replicates"]), int(params["seed"]))
     paper = yaml.safe_load(Path(args.paper).read_text())
     metrics = load_metrics(Path(args.metrics))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    drawn = figures(read_params(), out) if args.figures else []
+    drawn = figures(params, out) if args.figures else []
     links = "\n".join(f"- [{name}](figures/{name})" for name in drawn)
+    summary = {f"{b}.{m}.{k}": v for b, models in metrics.items() for m, result in models.items()
+               for k, v in result.items() if isinstance(v, (int, float))}
     for name in SPECS:
-        table, note = build_table(name, paper[name], metrics)
+        table, note, differences = build_table(name, paper[name], metrics,
+                                               Path(args.evaluations), bootstrap)
+        summary.update(differences)
         if drawn and name in ("table4", "table5"):
             note += ("\n\nFigures (baseline vs full; input, top and side views; red ="
                      f" inside another person):\n{links}")
         table.to_csv(out / f"{name}.csv", index_label="method")
         markdown = table.to_markdown(tablefmt="github")
         (out / f"{name}.md").write_text(f"# {paper[name]['title']}\n\n{markdown}\n\n{note}\n")
-    summary = {f"{b}.{m}.{k}": v for b, models in metrics.items() for m, result in models.items()
-               for k, v in result.items() if isinstance(v, (int, float))}
     write_json(out / "summary.json", summary)
     print(f"wrote {len(SPECS)} tables to {out}/")
 

@@ -6,93 +6,162 @@ import sys
 import pytest
 import torch
 
+import pipelines.evaluation as evaluation
 from model.body import load_body_model
+from pipelines.evaluation import summarise
 from pipelines.shards import read_shards
-from pipelines.transforms import to_network_input
-from stages.evaluate import Accumulator, EvalParams, evaluate_image, summarise
+from stages.evaluate import EvalParams, evaluate_samples, mean_pose_detections
 from stages.prepare import prepare
 from stages.tables import main as tables_main
 from tests.synthetic_params import tiny_params
 
 CONFIG = EvalParams(models=("full",), benchmarks=("synth_multi",), score_threshold=0.05,
-                    collision_score_threshold=0.5, max_failed_fraction=0.0)
+                    collision_score_threshold=0.5, match_threshold_px=40.0,
+                    synthetic_match_focal=1500.0, bootstrap_replicates=200,
+                    max_failed_fraction=0.0)
+SIZE = (80, 128)
 
 
 @pytest.fixture(scope="module")
 def samples(tmp_path_factory):
     root = tmp_path_factory.mktemp("eval") / "synth_multi"
     prepare("synth_multi", root, tiny_params(size=4))
-    return [{**s, **to_network_input(s, 80, 128)} for s in read_shards(root)]
+    return list(read_shards(root))
+
+
+@pytest.fixture(scope="module")
+def body():
+    return load_body_model("anny")
 
 
 class GroundTruthModel:
-    """Returns the annotated people as detections (score 1), plus one low-score decoy."""
+    """Returns the annotated people as detections (score 1), plus one low-score decoy.
+    ``people`` limits how many are "detected"; ``poison`` makes their values NaN."""
+
+    def __init__(self, samples, people=None, poison=()):
+        self.targets = {s["key"]: s["target"] for s in samples}
+        self.people, self.poison, self.key = people, set(poison), None
 
     def __call__(self, images, intrinsics):
-        t = self.target
-        people = len(t["boxes"])
+        t = self.targets[self.key]
+        n = self.people or len(t["boxes"])
+        transl = t["transl"][:n].clone()
+        if self.key in self.poison:
+            transl[0, 0] = float("nan")
         decoy = {"boxes": t["boxes"][:1] + 1, "scores": torch.tensor([0.01]),
                  "rotmats": t["rotmats"][:1], "shape": t["shape"][:1],
                  "cam": torch.zeros(1, 3), "transl": t["transl"][:1] + 5}
-        return [{"boxes": torch.cat([t["boxes"], decoy["boxes"]]),
-                 "scores": torch.cat([torch.ones(people), decoy["scores"]]),
-                 "rotmats": torch.cat([t["rotmats"], decoy["rotmats"]]),
-                 "shape": torch.cat([t["shape"], decoy["shape"]]),
-                 "cam": torch.zeros(people + 1, 3),
-                 "transl": torch.cat([t["transl"], decoy["transl"]])}]
+        return [{"boxes": torch.cat([t["boxes"][:n], decoy["boxes"]]),
+                 "scores": torch.cat([torch.ones(n), decoy["scores"]]),
+                 "rotmats": torch.cat([t["rotmats"][:n], decoy["rotmats"]]),
+                 "shape": torch.cat([t["shape"][:n], decoy["shape"]]),
+                 "cam": torch.zeros(n + 1, 3), "transl": torch.cat([transl, decoy["transl"]])}]
 
 
-def test_ground_truth_as_prediction_scores_perfectly(samples):
-    body = load_body_model("anny")
-    model, totals = GroundTruthModel(), Accumulator()
-    for sample in samples:
-        model.target = sample["target"]
-        evaluate_image(sample, model, body, CONFIG, totals)
-    result = summarise(totals, [], "synth_multi", "oracle", "anny")
+def run(samples, model, body):
+    """evaluate_samples, with the model told which image it sees."""
+    def tagged():
+        for sample in samples:
+            model.key = sample["key"]
+            yield sample
+    return evaluate_samples(tagged(), model, body, CONFIG, SIZE, synthetic=True)
+
+
+def test_ground_truth_as_prediction_scores_perfectly(samples, body):
+    records, failed = run(samples, GroundTruthModel(samples), body)
+    result = summarise(records, 200, 0)
     people = sum(len(s["target"]["boxes"]) for s in samples)
-    assert result["images"] == 4 and result["people"] == people
-    assert result["detections"] == people  # the 0.01 decoys are below the threshold
+    assert not failed and len(records) == 4 and sum(r["people"] for r in records) == people
+    assert sum(r["detections"] for r in records) == people  # decoys are below the threshold
     assert result["mpjpe_mm"] < 1e-3 and result["pa_mpjpe_mm"] < 1e-2
     assert result["pck_all"] == 100.0 and result["pck_matched"] == 100.0
-    assert result["matched_people"] == people
-    assert result["depth_order_acc"] == 100.0 and result["depth_pairs"] > 0
+    assert result["pck_all_lo"] == result["pck_all_hi"] == 100.0
+    assert result["matched_share"] == 100.0
+    assert result["depth_order_acc"] == 100.0
     assert result["collision_frames"] == 0  # the ground truth never interpenetrates
     assert result["collision_frames_matched"] == 0
 
 
-def test_missed_people_count_in_all_but_not_in_matched(samples):
-    body = load_body_model("anny")
-    model, totals = GroundTruthModel(), Accumulator()
-    for sample in samples:
-        target = dict(sample["target"])
-        for key in ("boxes", "rotmats", "shape", "transl"):
-            target[key] = target[key][:1]  # only the first person is "detected"
-        model.target = target
-        evaluate_image(sample, model, body, CONFIG, totals)
-    result = summarise(totals, [], "synth_multi", "oracle", "anny")
+def test_missed_people_count_in_all_but_not_in_matched(samples, body):
+    records, _ = run(samples, GroundTruthModel(samples, people=1), body)
+    result = summarise(records, 200, 0)
     people = sum(len(s["target"]["boxes"]) for s in samples)
     assert result["pck_matched"] == 100.0
     assert result["pck_all"] == pytest.approx(100.0 * 4 / people, abs=1e-3)
+    assert result["pck_all"] < result["pck_matched"]
 
 
-def test_tables_show_ours_beside_the_paper_and_na_for_missing(tmp_path, monkeypatch):
-    (tmp_path / "metrics" / "synth_multi").mkdir(parents=True)
-    result = {"benchmark": "synth_multi", "model": "full", "body_model": "anny",
-              "images": 48, "pck_all": 55.5, "pck_matched": 60.25, "collision_frames": 3,
-              "depth_order_acc": 88.0}
-    (tmp_path / "metrics" / "synth_multi" / "full.json").write_text(json.dumps(result))
+def test_a_failing_image_changes_nothing_but_the_failure_count(samples, body, monkeypatch):
+    clean, _ = run(samples, GroundTruthModel(samples, people=1), body)
+    original = evaluation.collision_volume
+    calls = {"n": 0}
+
+    def flaky(vertices, faces, grid_size=64):
+        calls["n"] += 1
+        if calls["n"] == 3:  # the second image's first collision check
+            raise RuntimeError("collision step failed")
+        return original(vertices, faces, grid_size=grid_size)
+
+    monkeypatch.setattr(evaluation, "collision_volume", flaky)
+    records, failed = run(samples, GroundTruthModel(samples, people=1), body)
+    assert [f["key"] for f in failed] == [samples[1]["key"]] and failed[0]["failed"] == "error"
+    others = [r for r in clean if r["key"] != samples[1]["key"]]
+    assert records == others
+    assert summarise(records, 200, 0) == summarise(others, 200, 0)
+
+
+def test_non_finite_prediction_fails_the_image_with_its_key(samples, body):
+    model = GroundTruthModel(samples, poison=[samples[2]["key"]])
+    records, failed = run(samples, model, body)
+    assert failed == [{"key": samples[2]["key"], "failed": "non_finite_prediction",
+                       "error": "PredictionError('non-finite predicted transl')"}]
+    assert len(records) == 3
+
+
+def test_mean_pose_reference_sits_at_the_true_root(samples, body):
+    reference = {"kind": "mean_pose", "rotmats": torch.eye(3).expand(20, 3, 3).clone(),
+                 "shape": torch.full((6,), 0.5)}
+    target = samples[0]["target"]
+    detections = mean_pose_detections(reference, target)
+    assert torch.equal(detections["transl"], target["kp3d"][:, 0, :3])
+    assert detections["rotmats"].shape == (len(target["boxes"]), 20, 3, 3)
+    records, failed = evaluate_samples(samples, reference, body, CONFIG, SIZE, synthetic=True)
+    result = summarise(records, 200, 0)
+    assert not failed and result["depth_order_acc"] == 100.0  # true roots: true depths
+    assert result["pck_all"] < 100.0
+
+
+def test_tables_show_ours_with_intervals_and_paired_differences(tmp_path, monkeypatch):
+    metrics, evaluations = tmp_path / "metrics" / "synth_multi", tmp_path / "ev" / "synth_multi"
+    metrics.mkdir(parents=True)
+    evaluations.mkdir(parents=True)
+    for model, hits in (("baseline", [1, 0, 1, 0, 1, 0, 1, 0]), ("full", [1] * 8)):
+        records = [{"key": f"k{i}", "group": "all", "values": {
+            "pck_all": (60.0 * h, 100.0), "pck_matched": (60.0 * h, 100.0),
+            "collision": (float(h), 1.0), "collision_matched": (0.0, 1.0),
+            "depth_order": (float(h), 1.0)}} for i, h in enumerate(hits)]
+        (evaluations / f"{model}.jsonl").write_text(
+            "\n".join(json.dumps(r) for r in records) + "\n")
+        result = {"benchmark": "synth_multi", "model": model, "body_model": "anny",
+                  "images": 8, **summarise(records, 200, 0)}
+        (metrics / f"{model}.json").write_text(json.dumps(result))
     monkeypatch.setattr(sys, "argv", ["tables", "--metrics", str(tmp_path / "metrics"),
+                                      "--evaluations", str(tmp_path / "ev"),
                                       "--out", str(tmp_path / "r")])
     tables_main()
     table3 = (tmp_path / "r" / "table3.md").read_text()
     assert "paper: Ours full (paper)" in table3 and "69.12" in table3
-    assert "ours: full (L_P + L_D)" in table3 and "55.5" in table3 and "60.25" in table3
-    assert "ours: baseline" in table3 and "n/a" in table3
-    assert "synth_multi (48 images)" in table3 and "body model anny" in table3
+    assert "ours: full (L_P + L_D)" in table3 and "60 [60, 60]" in table3
+    assert "Δ all vs baseline" in table3
+    assert "+30 [+" in table3 and " *" in table3  # 60 - 30, the interval above zero
+    assert "ours: mean pose at the true root (no image)" in table3 and "n/a" in table3
+    assert "synth_multi (8 images)" in table3 and "body model anny" in table3
     for name in ("table1", "table2", "table4", "table5"):
         assert (tmp_path / "r" / f"{name}.csv").is_file()
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
-    assert summary["synth_multi.full.pck_all"] == 55.5
+    assert summary["synth_multi.full.pck_all"] == 60.0
+    assert summary["synth_multi.full.pck_all_vs_baseline"] == pytest.approx(30.0)
+    assert summary["synth_multi.full.pck_all_vs_baseline_lo"] > 0
 
 
 def test_scene_figure_marks_interpenetration_in_red():

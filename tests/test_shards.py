@@ -118,3 +118,31 @@ def test_missing_index_says_which_stage_to_run(tmp_path):
     with pytest.raises(FileNotFoundError, match="run the prepare stage"):
         read_shards(tmp_path)
 
+
+
+def test_shards_do_not_depend_on_the_cpu_kernels(tmp_path):
+    """The prepare stage pins MKL's reproducible mode, so other kernel choices (here
+    torch's unvectorised kernels and MKL limited to SSE4.2, as on an older CPU) give
+    the same bytes."""
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    params = tiny_params(size=3)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    root = Path(__file__).resolve().parents[1]
+    digests = []
+    for extra in ({}, {"ATEN_CPU_CAPABILITY": "default", "MKL_ENABLE_INSTRUCTIONS": "SSE4_2"}):
+        out = tmp_path / f"out{len(digests)}"
+        env = {k: v for k, v in os.environ.items() if k != "MKL_CBWR"}
+        env.update(extra, PYTHONPATH=str(root))
+        code = ("import os, sys; from stages.prepare import main; "
+                "assert os.environ['MKL_CBWR'] == 'COMPATIBLE'; "
+                f"main(['--dataset', '{DATASET}', '--out', sys.argv[1]])")
+        done = subprocess.run([sys.executable, "-c", code, str(out)], cwd=tmp_path, env=env,
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        digests.append(digest(out))
+    assert digests[0] == digests[1]

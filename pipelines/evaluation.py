@@ -1,0 +1,222 @@
+"""One image's evaluation, and a benchmark's numbers with their bootstrap intervals.
+
+:func:`image_values` scores one image's detections against its annotation with every
+protocol of :mod:`ops.metrics` and returns, per metric, a numerator and a denominator
+(``values["pck_all"] = (sum of the people's PCK, people)``). Nothing is accumulated
+there: an image either yields all its values or raises, so a failed image leaves no
+trace in the metrics (the stage counts it once). :func:`summarise` turns the images'
+values into each metric (the ratio of sums) with its bootstrap interval
+(:mod:`ops.bootstrap`).
+
+Per image:
+
+1. Detections scoring at least ``score_threshold`` (official: 0.05) are the
+   predictions; a non-finite prediction fails the image.
+2. The annotated people are those with any valid 3D joint (MuPoTS: ``isValidFrame``;
+   the official script leaves the others out).
+3. **3DPCK** (Table 3): the official greedy 2D matching, in the original image's
+   pixels, then 3DPCK of each matched person; unmatched people score 0 in "All".
+4. **Depth order** (Table 5): over the pairs of matched people, pelvis depths.
+5. **MPJPE** (Table 2, Panoptic protocol): each person against the prediction with the
+   nearest root-relative pose, over the joints visible for every annotated person of
+   the frame; people with no prediction at all are counted, not dropped.
+6. **PA-MPJPE** (Table 1, H36M protocol): the best prediction per person, on the
+   official 14 joints.
+7. **Collisions** (Table 4): whether any two predictions scoring at least
+   ``collision_score_threshold`` intersect (64³ volumes), and, as a diagnostic, only
+   among the predictions matched to distinct people.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from model.camera import project
+from ops.bootstrap import Interval, group_mean, interval, ratio, replicate_weights
+from ops.collision import collision_volume
+from ops.metrics import (
+    H36M_EVAL_JOINTS,
+    count_collisions,
+    depth_order_accuracy,
+    match_people,
+    mpjpe,
+    nearest_pose,
+    pa_mpjpe,
+    pck3d,
+)
+
+__all__ = ["Protocol", "PredictionError", "image_values", "summarise", "METRICS", "GROUPED",
+           "metric_replicates", "flat", "write_records", "read_records"]
+
+
+class PredictionError(ValueError):
+    """A prediction the metrics cannot score (non-finite values)."""
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How one benchmark is scored."""
+
+    score_threshold: float  # detections used by the metrics (official 0.05)
+    collision_score_threshold: float  # detections checked for collisions
+    match_threshold_px: float  # 2D matching threshold in the original image's pixels
+
+
+# metric key -> (values entry, scale): the metric is scale x sum(numerator) / sum(denominator)
+# over the images; a scale of None makes it a count over the images (a frame count).
+METRICS = {
+    "pck_all": ("pck_all", 100.0),
+    "pck_matched": ("pck_matched", 100.0),
+    "matched_share": ("matched", 100.0),
+    "mpjpe_mm": ("mpjpe", 1.0),
+    "mpjpe_missed_share": ("mpjpe_missed", 100.0),
+    "pa_mpjpe_mm": ("pa_mpjpe", 1.0),
+    "depth_order_acc": ("depth_order", 100.0),
+    "collision_frames": ("collision", None),
+    "collision_frames_matched": ("collision_matched", None),
+}
+# metrics also reported per group (layout or sequence) and as the mean over groups
+GROUPED = ("mpjpe_mm", "pck_all")
+
+
+def _check_finite(detections: dict[str, torch.Tensor]) -> None:
+    for name, value in detections.items():
+        if not torch.isfinite(value).all():
+            raise PredictionError(f"non-finite predicted {name}")
+
+
+def image_values(detections: dict[str, torch.Tensor], target: dict[str, torch.Tensor],
+                 K: torch.Tensor, body, protocol: Protocol) -> dict[str, tuple[float, float]]:
+    """Every metric's ``(numerator, denominator)`` for one image.
+
+    Args:
+        detections: ``boxes, scores, rotmats, shape, transl`` of the detections.
+        target: ``kp3d [P, 17, 4]`` (camera frame, valid flag) of the annotated people.
+        K: ``[3, 3]`` intrinsics of the *original* image (matching is in its pixels).
+    """
+    keep = detections["scores"] >= protocol.score_threshold
+    det = {k: v[keep] for k, v in detections.items()}
+    _check_finite(det)
+    kp3d = target["kp3d"]
+    annotated = kp3d[..., 3].bool().any(dim=-1)
+    gt, valid = kp3d[annotated][..., :3], kp3d[annotated][..., 3].bool()  # [P, 17, 3], [P, 17]
+    posed = body(det["rotmats"], det["shape"])
+    pred = posed.joints["h36m17"] + det["transl"][:, None]  # [Q, 17, 3]
+    vertices = posed.vertices + det["transl"][:, None]
+    matches = match_people(project(pred, K), project(gt, K), protocol.match_threshold_px)
+    values = _pck_and_depth(pred, gt, matches)
+    values.update(_mpjpe_values(pred, gt, valid))
+    colliding = det["scores"] >= protocol.collision_score_threshold
+    volumes = collision_volume(vertices[colliding], body.faces, grid_size=64)
+    values["collision"] = (float(count_collisions([volumes])), 1.0)
+    matched = [m for m in matches if m is not None]
+    volumes = collision_volume(vertices[matched], body.faces, grid_size=64)
+    values["collision_matched"] = (float(count_collisions([volumes])), 1.0)
+    return values
+
+
+def _pck_and_depth(pred: torch.Tensor, gt: torch.Tensor,
+                   matches: list[int | None]) -> dict[str, tuple[float, float]]:
+    pairs = [(p, m) for p, m in enumerate(matches) if m is not None]
+    pck = [float(pck3d(pred[m:m + 1], gt[p:p + 1])) for p, m in pairs]
+    values = {"pck_all": (sum(pck), float(len(matches))),
+              "pck_matched": (sum(pck), float(len(pairs))),
+              "matched": (float(len(pairs)), float(len(matches)))}
+    correct = total = 0
+    if len(pairs) >= 2:
+        people, predictions = zip(*pairs, strict=True)
+        correct, total = depth_order_accuracy(pred[list(predictions), 0, 2],
+                                              gt[list(people), 0, 2])
+    values["depth_order"] = (float(correct), float(total))
+    return values
+
+
+def _mpjpe_values(pred: torch.Tensor, gt: torch.Tensor,
+                  valid: torch.Tensor) -> dict[str, tuple[float, float]]:
+    visible = valid.all(dim=0).to(gt.dtype)  # joints visible for every annotated person
+    errors, aligned, missed = [], [], 0
+    for person in range(gt.shape[0]):
+        nearest = nearest_pose(pred, gt[person], visible)
+        if nearest is None:
+            missed += 1
+            continue
+        errors.append(float(mpjpe(pred[nearest:nearest + 1], gt[person:person + 1],
+                                  visible[None])))
+        joints = [j for j in H36M_EVAL_JOINTS if valid[person, j]]
+        candidates = pa_mpjpe(pred[:, joints], gt[person, joints].expand(len(pred), -1, -1))
+        aligned.append(float(candidates.min()))
+    return {"mpjpe": (sum(errors), float(len(errors))),
+            "mpjpe_missed": (float(missed), float(gt.shape[0])),
+            "pa_mpjpe": (sum(aligned), float(len(aligned)))}
+
+
+# ----------------------------------------------------------------------------
+# A benchmark's numbers
+
+def metric_replicates(records: list[dict], weights: np.ndarray, metric: str,
+                      group: str | None = None) -> tuple[float, np.ndarray]:
+    """The point value and ``[R]`` replicate values of ``metric`` over ``records``
+    (the images' ``values`` and ``group``). ``group``: one group's metric, or
+    ``"mean"`` for the mean over groups."""
+    entry, scale = METRICS[metric]
+    numerator = np.array([r["values"][entry][0] for r in records])
+    denominator = np.array([r["values"][entry][1] for r in records])
+    groups = np.array([r["group"] for r in records])
+    factor = float(len(records)) if scale is None else scale
+    everything = np.ones((1, len(records)))
+    if group == "mean":
+        point = group_mean(everything, numerator, denominator, groups)[0]
+        return point * factor, group_mean(weights, numerator, denominator, groups) * factor
+    if group is not None:
+        chosen = groups == group
+        numerator, denominator = numerator * chosen, denominator * chosen
+    point = ratio(everything, numerator, denominator)[0]
+    return point * factor, ratio(weights, numerator, denominator) * factor
+
+
+def summarise(records: list[dict], replicates: int, seed: int) -> dict[str, float]:
+    """Flat metrics with ``_lo``/``_hi`` bootstrap bounds (95 %), per-group values of
+    :data:`GROUPED` and their mean over groups (``<metric>_group_mean``)."""
+    if not records:
+        return {}
+    weights = replicate_weights(len(records), replicates, seed)
+    groups = sorted({r["group"] for r in records})
+    wanted = [(metric, None, metric) for metric in METRICS]
+    for metric in GROUPED:
+        wanted += [(metric, g, f"{metric}_{g}") for g in groups]
+        wanted.append((metric, "mean", f"{metric}_group_mean"))
+    result: dict[str, float] = {}
+    for metric, group, key in wanted:
+        if any(METRICS[metric][0] not in r["values"] for r in records):
+            continue  # a protocol this benchmark's records do not have
+        point, draws = metric_replicates(records, weights, metric, group)
+        if not np.isfinite(point):
+            continue  # nothing to measure (e.g. no pairs for depth order)
+        result.update(flat(key, interval(point, draws)))
+    return result
+
+
+def flat(key: str, value: Interval) -> dict[str, float]:
+    """``{key, key_lo, key_hi}`` (bounds left out when the replicates give none)."""
+    result = {key: round(value.value, 3)}
+    if np.isfinite(value.low) and np.isfinite(value.high):
+        result.update({f"{key}_lo": round(value.low, 3), f"{key}_hi": round(value.high, 3)})
+    return result
+
+
+def write_records(path: Path, records: list[dict]) -> None:
+    """One JSON line per image (sorted keys: reruns give the same bytes)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [json.dumps(record, sort_keys=True) for record in records]
+    path.write_text("\n".join(lines) + ("\n" if lines else ""))
+
+
+def read_records(path: Path) -> list[dict]:
+    """The per-image records of one evaluation (the images that did not fail)."""
+    records = [json.loads(line) for line in path.read_text().splitlines() if line]
+    return [r for r in records if "failed" not in r]

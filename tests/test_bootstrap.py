@@ -1,0 +1,100 @@
+"""Bootstrap intervals: known answers, a slow reference, and paired differences."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ops.bootstrap import group_mean, interval, paired, ratio, replicate_weights
+from pipelines.evaluation import metric_replicates, summarise
+
+
+def records(values: list[tuple[float, float]], groups: list[str] | None = None) -> list[dict]:
+    groups = groups or ["all"] * len(values)
+    return [{"key": f"k{i}", "group": g, "values": {"pck_all": v, "collision": (v[0] > 0, 1.0)}}
+            for i, (v, g) in enumerate(zip(values, groups, strict=True))]
+
+
+def test_constant_images_give_a_zero_width_interval():
+    weights = replicate_weights(30, 500, seed=0)
+    draws = ratio(weights, np.full(30, 2.0), np.full(30, 4.0))
+    result = interval(0.5, draws)
+    assert result.low == result.high == result.value == 0.5
+
+
+def test_replicates_match_a_slow_loop_and_are_seeded():
+    rng = np.random.default_rng(3)
+    numerator, denominator = rng.random(25), rng.integers(1, 4, 25).astype(float)
+    weights = replicate_weights(25, 200, seed=7)
+    assert np.array_equal(weights, replicate_weights(25, 200, seed=7))
+    assert not np.array_equal(weights, replicate_weights(25, 200, seed=8))
+    assert (weights.sum(axis=1) == 25).all()
+    draws = np.random.default_rng(7).integers(0, 25, size=(200, 25))  # the same draws
+    slow = [numerator[d].sum() / denominator[d].sum() for d in draws]
+    np.testing.assert_allclose(ratio(weights, numerator, denominator), slow)
+
+
+def test_interval_covers_the_mean_of_a_known_distribution():
+    rng = np.random.default_rng(0)
+    numerator = rng.normal(10.0, 2.0, 400)
+    weights = replicate_weights(400, 2000, seed=1)
+    result = interval(numerator.mean(), ratio(weights, numerator, np.ones(400)))
+    half_width = 1.96 * 2.0 / np.sqrt(400)  # the normal-theory interval
+    assert result.low < 10.0 < result.high
+    assert (result.high - result.low) / 2 == pytest.approx(half_width, rel=0.15)
+
+
+def test_paired_difference_of_identical_models_is_exactly_zero():
+    rng = np.random.default_rng(1)
+    numerator = rng.random(40)
+    weights = replicate_weights(40, 300, seed=2)
+    draws = ratio(weights, numerator, np.ones(40))
+    difference = paired(0.3, 0.3, draws, draws.copy())
+    assert difference.value == difference.low == difference.high == 0.0
+
+
+def test_paired_interval_is_narrower_than_unpaired_for_correlated_models():
+    rng = np.random.default_rng(4)
+    hardness = rng.normal(0, 5, 100)  # images differ a lot; models differ a little
+    a, b = 50 + hardness + rng.normal(0, 0.5, 100), 49 + hardness + rng.normal(0, 0.5, 100)
+    weights = replicate_weights(100, 2000, seed=0)
+    draws_a, draws_b = ratio(weights, a, np.ones(100)), ratio(weights, b, np.ones(100))
+    difference = paired(a.mean(), b.mean(), draws_a, draws_b)
+    assert difference.low > 0  # the paired interval sees the 1-point gain
+    spread_a = interval(a.mean(), draws_a)
+    assert spread_a.high - spread_a.low > 5 * (difference.high - difference.low)
+
+
+def test_group_mean_is_the_mean_of_group_ratios():
+    numerator, denominator = np.array([1.0, 3.0, 10.0]), np.array([1.0, 1.0, 2.0])
+    groups = np.array(["a", "a", "b"])
+    everything = np.ones((1, 3))
+    assert group_mean(everything, numerator, denominator, groups)[0] == pytest.approx(
+        (4 / 2 + 10 / 2) / 2)
+
+
+def test_summary_keys_bounds_counts_and_groups():
+    data = records([(1.0, 1.0), (0.0, 1.0), (0.5, 1.0), (1.0, 2.0)], ["x", "x", "y", "y"])
+    for record in data:
+        for name in ("pck_matched", "matched", "mpjpe", "mpjpe_missed", "pa_mpjpe",
+                     "depth_order", "collision_matched"):
+            record["values"][name] = (0.0, 0.0)  # nothing measured: left out
+    result = summarise(data, replicates=300, seed=0)
+    assert result["pck_all"] == pytest.approx(100 * 2.5 / 5)
+    assert result["pck_all_lo"] <= result["pck_all"] <= result["pck_all_hi"]
+    assert result["pck_all_x"] == 50.0 and result["pck_all_y"] == pytest.approx(100 * 1.5 / 3)
+    assert result["pck_all_group_mean"] == pytest.approx((50.0 + 50.0) / 2)
+    assert result["collision_frames"] == 3  # a count of frames, not a share
+    assert "mpjpe_mm" not in result and "depth_order_acc" not in result
+    again = summarise(data, replicates=300, seed=0)
+    assert again == result
+
+
+def test_metric_replicates_of_one_group_ignore_the_others():
+    data = records([(1.0, 1.0), (0.0, 1.0), (9.0, 1.0)], ["x", "x", "y"])
+    weights = replicate_weights(3, 50, seed=0)
+    point, draws = metric_replicates(data, weights, "pck_all", "x")
+    assert point == 50.0
+    with np.errstate(invalid="ignore"):
+        expected = 100 * weights[:, 0] / (weights[:, 0] + weights[:, 1])  # image 2 is in y
+    np.testing.assert_allclose(draws, expected)
