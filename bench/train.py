@@ -10,7 +10,6 @@ losses add at most 50 % to a CPU training step.
 
 from __future__ import annotations
 
-import itertools
 import time
 from pathlib import Path
 
@@ -18,30 +17,43 @@ import torch
 
 from bench.memory import peak_extra_mb
 from model.body import load_body_model
+from model.discriminator import build_discriminator
+from model.io import read_model
 from model.rcnn import ModelConfig, build_model
-from pipelines.poses import SyntheticPrior
-from stages.common import read_params
-from stages.train import PhaseParams, loss_config, typed
-from stages.trainer import TrainParams, batches, split_losses
+from model.smpl_criterion import SMPLCriterion
+from pipelines.synthetic.poses import SyntheticPrior
+from pipelines.training import PhaseParams, TrainParams, batches, split_losses
+from stages.common import read_params, typed
+from stages.train import criterion_config
 
 STEPS = 8
 TRAINED = "models/baseline/model.pt"  # used when `make repro` has made it
 ROUNDS = 2  # the two settings alternate, and each keeps its fastest round (less noise)
 
 
-def step_time(model, data, optimizer) -> float:
-    """Mean seconds per training step over ``STEPS`` steps after one warm-up step."""
-    def one():
-        images, targets, _ = next(data)
-        detector, adversary = split_losses(model(images, targets))
-        optimizer.zero_grad()
-        (detector + adversary).backward()
-        optimizer.step()
+class Step:
+    """One training step of a network and its criterion."""
 
-    one()
+    def __init__(self, network, criterion) -> None:
+        self.network, self.criterion = network.train(), criterion
+        parameters = [*network.parameters(), *criterion.discriminator.parameters()]
+        self.optimizer = torch.optim.RAdam(parameters, lr=1e-4)
+
+    def __call__(self, images, targets) -> None:
+        losses, branch = self.network(images, targets)
+        losses.update(self.criterion(branch, targets, tuple(images.shape[-2:])))
+        detector, adversary = split_losses(losses)
+        self.optimizer.zero_grad()
+        (detector + adversary).backward()
+        self.optimizer.step()
+
+
+def step_time(step: Step, data) -> float:
+    """Mean seconds per training step over ``STEPS`` steps after one warm-up step."""
+    step(*next(data)[:2])
     start = time.perf_counter()
     for _ in range(STEPS):
-        one()
+        step(*next(data)[:2])
     return (time.perf_counter() - start) / STEPS
 
 
@@ -52,21 +64,23 @@ def main() -> None:
     settings = {}
     for label, phase_name, variant in (("baseline losses", "baseline", None),
                                        ("+ scene losses (full)", "finetune", "full")):
-        model = build_model(typed(ModelConfig, params, "model"), body, SyntheticPrior(0), 0)
+        network = build_model(typed(ModelConfig, params, "model"), body, 0)
+        discriminator = build_discriminator(body.num_joints, body.shape_dim, 1)
         if Path(TRAINED).is_file():  # trained predictions overlap like real ones do
-            model.load_state_dict(torch.load(TRAINED, map_location="cpu"))
-        model.set_losses(loss_config(params, typed(PhaseParams, params, f"train.{phase_name}"),
-                                     variant))
-        model.train()
-        settings[label] = (model, torch.optim.RAdam(model.parameters(), lr=1e-4))
+            state = read_model(TRAINED)
+            network.load_state_dict(state["network"])
+            discriminator.load_state_dict(state["discriminator"])
+        config = criterion_config(params, typed(PhaseParams, params, f"train.{phase_name}"),
+                                  variant)
+        settings[label] = Step(network, SMPLCriterion(body, discriminator, SyntheticPrior(0),
+                                                      config))
     seconds = {label: float("inf") for label in settings}
     for _ in range(ROUNDS):
-        for label, (model, optimizer) in settings.items():  # same batches for both
-            seconds[label] = min(seconds[label], step_time(model, batches(common, 0), optimizer))
+        for label, step in settings.items():  # same batches for both
+            seconds[label] = min(seconds[label], step_time(step, batches(common, 0)))
     rows = []
-    for label, (model, optimizer) in settings.items():
-        memory = peak_extra_mb(lambda m=model, o=optimizer: [
-            step_time(m, batches(common, 0), o) for _ in itertools.repeat(None, 1)])
+    for label, step in settings.items():
+        memory = peak_extra_mb(lambda s=step: step_time(s, batches(common, 0)))
         rows.append((label, common.batch_size / seconds[label], memory))
     print(f"{'training step, batch ' + str(common.batch_size):28s} {'images/s':>9s} "
           f"{'peak extra MB':>14s} {'step time':>10s}")

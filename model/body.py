@@ -33,6 +33,7 @@ __all__ = [
     "LSP14_NAMES",
     "place_in_body_frame",
     "gather_joint_sets",
+    "posed_in_camera",
 ]
 
 COCO17_NAMES = [
@@ -133,6 +134,16 @@ def place_in_body_frame(
         return torch.einsum("bij,bnj->bni", global_rotation, points - pelvis[:, None])
 
     return BodyOutput(place(vertices), {k: place(v) for k, v in joints.items()})
+
+
+def posed_in_camera(body: BodyModel, rotmats: torch.Tensor, shape: torch.Tensor,
+                    transl: torch.Tensor) -> BodyOutput:
+    """People in the camera frame: ``rotmats [P, J, 3, 3]``, ``shape [P, S]`` and the
+    pelvis translations ``transl [P, 3]`` (detections, predictions or annotations)
+    -> vertices ``[P, V, 3]`` and every joint set ``[P, K, 3]``, camera frame, metres."""
+    output = body(rotmats, shape)
+    return BodyOutput(output.vertices + transl[:, None],
+                      {name: joints + transl[:, None] for name, joints in output.joints.items()})
 
 
 def load_body_model(kind: str = "anny", **options) -> BodyModel:

@@ -29,9 +29,13 @@ __all__ = [
     "shift_intrinsics",
     "letterbox",
     "default_intrinsics",
+    "predicted_translations",
+    "MIN_CAMERA_SCALE",
     "OFFICIAL_FOCAL",
     "OFFICIAL_INPUT",
 ]
+
+MIN_CAMERA_SCALE = 1e-2  # s <= 0 would put the body behind the camera
 
 # The official camera: f = 1000 px at the 832 x 512 network input, for every image.
 OFFICIAL_FOCAL = 1000.0
@@ -79,6 +83,24 @@ def box_camera_to_translation(
     return torch.cat([t_xy, t_z[:, None]], dim=-1)
 
 
+def predicted_translations(cam: torch.Tensor, boxes: list[torch.Tensor],
+                           intrinsics: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The network's per-box cameras as translations, image by image.
+
+    Args:
+        cam: ``[N, 3]`` predicted ``(s, x, y)`` of all images' boxes, in image order.
+        boxes: per image ``[N_i, 4]`` xyxy (N = sum of N_i).
+        intrinsics: per image ``[3, 3]``.
+    Returns:
+        per image ``[N_i, 3]``. ``s`` is clamped at :data:`MIN_CAMERA_SCALE`, so a body
+        is never placed behind the camera.
+    """
+    cams = cam.split([len(b) for b in boxes])
+    safe = [torch.cat([c[:, :1].clamp(min=MIN_CAMERA_SCALE), c[:, 1:]], 1) for c in cams]
+    return [box_camera_to_translation(c, b, K[0, 0], K[:2, 2])
+            for c, b, K in zip(safe, boxes, intrinsics, strict=True)]
+
+
 def translation_to_box_camera(
     transl: torch.Tensor, boxes: torch.Tensor, focal: float | torch.Tensor, center: torch.Tensor
 ) -> torch.Tensor:
@@ -105,7 +127,10 @@ def project(points: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
     if points.shape[-1] != 3 or K.shape[-2:] != (3, 3):
         raise ValueError(f"project: expected points [..., 3] and K [..., 3, 3], got "
                          f"{list(points.shape)} and {list(K.shape)}")
-    homogeneous = torch.einsum("...ij,...j->...i", K, points)
+    if K.dim() == 2:
+        homogeneous = points @ K.T
+    else:
+        homogeneous = torch.einsum("...ij,...j->...i", K, points)
     return homogeneous[..., :2] / homogeneous[..., 2:3]
 
 

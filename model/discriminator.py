@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["Discriminator"]
+__all__ = ["Discriminator", "build_discriminator"]
 
 
 class Discriminator(nn.Module):
@@ -37,3 +37,10 @@ class Discriminator(nn.Module):
         scores = [self.joint_heads(per_joint)[..., 0], self.pose(per_joint[..., 0]),
                   self.shape(shape)]
         return torch.cat(scores, dim=1)
+
+
+def build_discriminator(num_joints: int, shape_dim: int, seed: int) -> Discriminator:
+    """A discriminator initialised from its own ``seed`` (the global RNG is untouched)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return Discriminator(num_joints, shape_dim)

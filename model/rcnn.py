@@ -6,9 +6,12 @@ Parts are injected as in torchvision's detection models:
 - :class:`SMPLRoIHeads`, which is torchvision's box head plus the SMPL branch.
 
 The SMPL branch sees the *positive proposals* of the box sampler during training, and
-the final detections at test time (as in the official code). Training returns a dict of
-named losses. Evaluation returns one dict per image: boxes, scores, rotmats, shape,
-cam, transl.
+the final detections at test time (as in the official code). The network predicts and
+holds no loss state. In training it returns torchvision's detector losses and, as a
+:class:`BranchOutput`, every positive proposal's SMPL-branch prediction, its box, its
+matched ground-truth index and its score; :class:`model.smpl_criterion.SMPLCriterion`
+turns those into the SMPL losses. In evaluation it returns one dict per image: boxes,
+scores, rotmats, shape, cam and the full-image translation (``transl``).
 """
 
 from __future__ import annotations
@@ -29,11 +32,10 @@ from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
 from torchvision.ops import MultiScaleRoIAlign
 
 from model.body import BodyModel
-from model.discriminator import Discriminator
-from model.smpl_criterion import LossConfig, SMPLCriterion
+from model.camera import predicted_translations
 from model.smpl_head import SMPLHead
 
-__all__ = ["ModelConfig", "CoherentRCNN", "SMPLRoIHeads", "build_model"]
+__all__ = ["ModelConfig", "CoherentRCNN", "SMPLRoIHeads", "BranchOutput", "build_model"]
 
 
 @dataclass(frozen=True)
@@ -55,15 +57,38 @@ class ModelConfig:
     dropout: float
 
 
+@dataclass
+class BranchOutput:
+    """The SMPL branch on the positive proposals of a training batch.
+
+    Attributes:
+        boxes: per image, ``[N_i, 4]`` the positive proposals (xyxy, input pixels).
+        matched: per image, ``[N_i]`` the ground-truth person each is assigned to.
+        scores: per image, ``[N_i]`` their person scores (detached).
+        rotmats: ``[N, J, 3, 3]``, ``shape`` ``[N, S]``, ``cam`` ``[N, 3]``: the
+            predictions of all images, concatenated in image order (N = sum of N_i).
+    """
+
+    boxes: list[torch.Tensor]
+    matched: list[torch.Tensor]
+    scores: list[torch.Tensor]
+    rotmats: torch.Tensor
+    shape: torch.Tensor
+    cam: torch.Tensor
+
+
 class SMPLRoIHeads(RoIHeads):
-    """torchvision's box RoI heads plus the SMPL branch and its losses."""
+    """torchvision's box RoI heads plus the SMPL branch."""
 
     def __init__(self, *args, smpl_roi_pool: MultiScaleRoIAlign, smpl_head: SMPLHead,
-                 criterion: SMPLCriterion, **kwargs) -> None:
+                 **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.smpl_roi_pool, self.smpl_head, self.criterion = smpl_roi_pool, smpl_head, criterion
+        self.smpl_roi_pool, self.smpl_head = smpl_roi_pool, smpl_head
 
-    def forward(self, features, proposals, image_shapes, targets=None, intrinsics=None):
+    def forward(self, features: dict[str, torch.Tensor], proposals: list[torch.Tensor],
+                image_shapes: list[tuple[int, int]], targets: list[dict] | None = None,
+                intrinsics: list[torch.Tensor] | None = None
+                ) -> list[dict] | tuple[dict[str, torch.Tensor], BranchOutput]:
         if self.training:
             proposals, matched, labels, regression_targets = self.select_training_samples(
                 proposals, targets)
@@ -71,25 +96,25 @@ class SMPLRoIHeads(RoIHeads):
         class_logits, box_regression = self.box_predictor(box_features)
         if not self.training:
             return self._detect(features, class_logits, box_regression, proposals,
-                                image_shapes, intrinsics), {}
+                                image_shapes, intrinsics)
         loss_classifier, loss_box_reg = fastrcnn_loss(class_logits, box_regression, labels,
                                                       regression_targets)
         scores = F.softmax(class_logits, dim=-1)[:, 1].split([len(p) for p in proposals])
         positives = [label > 0 for label in labels]
         boxes = [p[pos] for p, pos in zip(proposals, positives, strict=True)]
         prediction = self.smpl_head(self.smpl_roi_pool(features, boxes, image_shapes))
-        losses = self.criterion(
-            prediction, boxes, [m[pos] for m, pos in zip(matched, positives, strict=True)],
-            [s[pos].detach() for s, pos in zip(scores, positives, strict=True)], targets,
-            image_shapes[0])
-        return [], {"loss_classifier": loss_classifier, "loss_box_reg": loss_box_reg, **losses}
+        branch = BranchOutput(
+            boxes=boxes, matched=[m[pos] for m, pos in zip(matched, positives, strict=True)],
+            scores=[s[pos].detach() for s, pos in zip(scores, positives, strict=True)],
+            rotmats=prediction["rotmats"], shape=prediction["shape"], cam=prediction["cam"])
+        return {"loss_classifier": loss_classifier, "loss_box_reg": loss_box_reg}, branch
 
     def _detect(self, features, class_logits, box_regression, proposals, image_shapes,
                 intrinsics):
         boxes, scores, _ = self.postprocess_detections(class_logits, box_regression, proposals,
                                                        image_shapes)
         prediction = self.smpl_head(self.smpl_roi_pool(features, boxes, image_shapes))
-        transl = self.criterion.translations(prediction["cam"], boxes, intrinsics)
+        transl = predicted_translations(prediction["cam"], boxes, intrinsics)
         counts = [len(b) for b in boxes]
         split = {k: v.split(counts) for k, v in prediction.items()}
         return [{"boxes": boxes[i], "scores": scores[i], "rotmats": split["rotmats"][i],
@@ -108,19 +133,12 @@ class CoherentRCNN(nn.Module):
         self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
 
-    @property
-    def discriminator(self) -> Discriminator:
-        """The adversarial prior's discriminator (optimised on the ``adv_*`` losses)."""
-        return self.roi_heads.criterion.discriminator
-
-    def set_losses(self, config: LossConfig) -> None:
-        """Switch the phase's losses (pretrain, baseline, fine-tune variant)."""
-        self.roi_heads.criterion.config = config
-
     def forward(self, images: torch.Tensor, targets: list[dict] | None = None,
-                intrinsics: list[torch.Tensor] | None = None):
-        """Training: ``targets`` (per-image dicts with boxes, labels, keypoints, K, ...)
-        -> dict of losses. Evaluation: ``intrinsics`` (``[3, 3]`` per image) -> detections."""
+                intrinsics: list[torch.Tensor] | None = None
+                ) -> list[dict] | tuple[dict[str, torch.Tensor], BranchOutput]:
+        """Training: ``targets`` (per-image dicts with boxes and labels) -> (dict of
+        detector losses, :class:`BranchOutput`). Evaluation: ``intrinsics`` (``[3, 3]``
+        per image) -> one dict of detections per image."""
         if self.training and targets is None:
             raise ValueError("CoherentRCNN: training needs targets")
         if not self.training and intrinsics is None:
@@ -129,9 +147,11 @@ class CoherentRCNN(nn.Module):
         features = self.backbone(normalised)
         image_list = ImageList(normalised, [tuple(images.shape[-2:])] * images.shape[0])
         proposals, rpn_losses = self.rpn(image_list, features, targets)
-        detections, roi_losses = self.roi_heads(features, proposals, image_list.image_sizes,
-                                                targets, intrinsics)
-        return {**rpn_losses, **roi_losses} if self.training else detections
+        output = self.roi_heads(features, proposals, image_list.image_sizes, targets, intrinsics)
+        if not self.training:
+            return output
+        roi_losses, branch = output
+        return {**rpn_losses, **roi_losses}, branch
 
 
 def _backbone(config: ModelConfig) -> nn.Module:
@@ -154,9 +174,8 @@ def _backbone(config: ModelConfig) -> nn.Module:
                                trainable_layers=config.trainable_layers)
 
 
-def build_model(config: ModelConfig, body: BodyModel, prior, seed: int) -> CoherentRCNN:
-    """Assemble the network for ``body`` (Anny or SMPL). ``prior(n)`` returns ``n`` real
-    (rotmats, shape) samples for the discriminator."""
+def build_model(config: ModelConfig, body: BodyModel, seed: int) -> CoherentRCNN:
+    """Assemble the network for ``body`` (Anny or SMPL), initialised from ``seed``."""
     torch.manual_seed(seed)
     backbone = _backbone(config)
     anchors = AnchorGenerator(tuple((s,) for s in config.anchor_sizes),
@@ -171,11 +190,13 @@ def build_model(config: ModelConfig, body: BodyModel, prior, seed: int) -> Coher
     head = SMPLHead(backbone.out_channels, body.num_joints, body.mean_shape(),
                     bounded_shape=body.name == "anny", iterations=config.regressor_iterations,
                     dropout=config.dropout)
-    discriminator = Discriminator(body.num_joints, body.shape_dim)
     roi_heads = SMPLRoIHeads(
         MultiScaleRoIAlign(levels, 7, 2), TwoMLPHead(backbone.out_channels * 49, 1024),
-        FastRCNNPredictor(1024, 2), 0.5, 0.5, config.box_batch_size_per_image, 0.25, None,
-        0.05, 0.5, config.detections_per_image,
-        smpl_roi_pool=MultiScaleRoIAlign(levels, 14, 2), smpl_head=head,
-        criterion=SMPLCriterion(body, discriminator, prior))
+        FastRCNNPredictor(1024, 2),
+        # the official R-CNN settings: IoU 0.5 for positives and negatives, 25 % positives
+        fg_iou_thresh=0.5, bg_iou_thresh=0.5,
+        batch_size_per_image=config.box_batch_size_per_image, positive_fraction=0.25,
+        bbox_reg_weights=None, score_thresh=0.05, nms_thresh=0.5,
+        detections_per_img=config.detections_per_image,
+        smpl_roi_pool=MultiScaleRoIAlign(levels, 14, 2), smpl_head=head)
     return CoherentRCNN(backbone, rpn, roi_heads)

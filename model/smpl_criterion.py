@@ -1,12 +1,17 @@
-"""All SMPL-branch losses of one batch, weighted by the phase's :class:`LossConfig`.
+"""All SMPL-branch losses of one batch: the network predicts, this scores.
 
-Per image:
+:class:`SMPLCriterion` is built once by the training stage, with the body model, the
+discriminator, the adversarial prior and a frozen :class:`CriterionConfig`. It turns the
+network's :class:`~model.rcnn.BranchOutput` (every positive proposal's prediction, box,
+matched person and score) and the targets into a dict of named losses. Per image:
+
 1. Each positive proposal's camera is turned into a full-image translation (the paper's
-   conversion, with that image's intrinsics).
+   conversion, with that image's intrinsics; :func:`model.camera.predicted_translations`).
 2. Its COCO keypoints are projected and compared with those of its assigned person.
 3. The 3D keypoints are compared root-centred.
 4. The body parameters are compared where the person has them.
 5. The scene losses (interpenetration, depth order) use one prediction per person.
+
 Proposals whose box is at most ``min_box_size`` pixels wide or high supervise nothing
 (the official filter), and are never chosen for the scene losses. Each loss is averaged
 per image, then over the images of the batch, except the interpenetration loss, which is
@@ -14,10 +19,15 @@ summed over the images as the official ``loss_sdf`` (so its weight does not shri
 the batch). A batch split over DDP ranks gives the same gradient as one process, when
 every rank has the same number of images.
 
+Where a loss weight enters and where it is used: ``params.yaml`` ``loss_weights`` and
+``losses.<variant>`` -> :class:`LossWeights` and :class:`SceneLosses` (read by
+``stages/train.py``) -> :class:`CriterionConfig` -> :meth:`SMPLCriterion.forward`, which
+multiplies each loss by its weight, under the same name all the way.
+
 Adversarial prior: the generator term scores the predictions with the discriminator's
 parameters *detached*. The discriminator terms (``adv_*`` keys) score detached
-predictions and real samples. One backward pass then trains each side with only its
-own loss (DDP allows one backward per forward).
+predictions and real samples in one call. One backward pass then trains each side with
+only its own loss (DDP allows one forward and one backward per step).
 """
 
 from __future__ import annotations
@@ -30,8 +40,7 @@ from torch import nn
 from torch.func import functional_call
 
 from model.body import BodyModel
-from model.camera import box_camera_to_translation, project
-from model.discriminator import Discriminator
+from model.camera import predicted_translations, project
 from model.losses import (
     body_param_loss,
     discriminator_loss,
@@ -41,66 +50,93 @@ from model.losses import (
     scene_losses,
     select_per_person,
 )
+from model.rcnn import BranchOutput
 
-__all__ = ["LossConfig", "SMPLCriterion", "MIN_CAMERA_SCALE"]
+__all__ = ["LossWeights", "SceneLosses", "CriterionConfig", "SMPLCriterion", "SUMMED"]
 
 SUMMED = ("collision",)  # summed over the images of the batch, as the official loss_sdf
 
-MIN_CAMERA_SCALE = 1e-2  # s <= 0 would put the body behind the camera
+
+@dataclass(frozen=True)
+class LossWeights:
+    """``loss_weights`` section: the per-person losses (official tune values)."""
+
+    keypoints_2d: float
+    keypoints_3d: float
+    rotmats: float
+    shape: float
+    vertices: float
+    adversarial: float
 
 
 @dataclass(frozen=True)
-class LossConfig:
+class SceneLosses:
+    """``losses.<variant>`` section: the fine-tune's scene losses."""
+
+    collision: float  # weight of the interpenetration loss (official 0.01)
+    depth_order: float  # weight of the depth-ordering loss (official 100)
+    sigma: float  # Geman-McClure scale (official 0.2)
+    robust: str  # "paper" (Eq. 3) or "official" (per vertex)
+    grid: int  # SDF grid (official 32)
+
+
+@dataclass(frozen=True)
+class CriterionConfig:
     """The losses of one training phase."""
 
-    weights: dict  # keypoints_2d, keypoints_3d, rotmats, shape, vertices, adversarial,
-    #                collision, depth_order (0 switches a loss off)
+    weights: LossWeights
+    adversarial: bool  # the adversarial prior is on (baseline and fine-tune)
     keypoint_criterion: str  # "l1" (pretrain, baseline) or "mse" (fine-tune), as official
-    collision_sigma: float
-    collision_robust: str  # "paper" or "official"
-    collision_grid: int
-    min_box_size: float = 5.0  # boxes narrower or lower than this (pixels) are not supervised
+    min_box_size: float  # boxes this small or smaller (pixels) supervise nothing
+    scene: SceneLosses | None  # the fine-tune's scene losses; None: off
+
+    def weight(self, name: str) -> float:
+        """The weight of loss ``name`` in this phase (0: not computed)."""
+        if name in ("collision", "depth_order"):
+            return getattr(self.scene, name) if self.scene else 0.0
+        if name == "adversarial" and not self.adversarial:
+            return 0.0
+        return getattr(self.weights, name)
 
 
 class SMPLCriterion(nn.Module):
-    def __init__(self, body: BodyModel, discriminator: Discriminator, prior) -> None:
+    """``criterion(branch, targets, image_size) -> dict of named losses``.
+
+    Args:
+        body: the body model the network's parameters pose.
+        discriminator: the adversarial prior's discriminator (possibly DDP-wrapped).
+        prior: ``prior(n) -> (rotmats, shape)``: n "real" samples for the discriminator.
+        config: the phase's losses.
+    """
+
+    def __init__(self, body: BodyModel, discriminator: nn.Module, prior,
+                 config: CriterionConfig) -> None:
         super().__init__()
-        # Not a submodule: the body model is fixed and large; the trainer moves it.
-        object.__setattr__(self, "body", body)
-        self.discriminator, self.prior = discriminator, prior
-        self.config: LossConfig | None = None
+        self.body, self.discriminator, self.prior, self.config = body, discriminator, prior, config
 
-    def translations(self, cam: torch.Tensor, boxes: list[torch.Tensor],
-                     intrinsics: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Per-image ``[N_i, 3]`` translations of the predictions in ``boxes``."""
-        cams = cam.split([len(b) for b in boxes])
-        safe = [torch.cat([c[:, :1].clamp(min=MIN_CAMERA_SCALE), c[:, 1:]], 1) for c in cams]
-        return [box_camera_to_translation(c, b, K[0, 0], K[:2, 2])
-                for c, b, K in zip(safe, boxes, intrinsics, strict=True)]
-
-    def forward(self, prediction, boxes, matched, scores, targets, image_size):
+    def forward(self, branch: BranchOutput, targets: list[dict],
+                image_size: tuple[int, int]) -> dict[str, torch.Tensor]:
         config = self.config
-        if config is None:
-            raise RuntimeError("SMPLCriterion: call model.set_losses(...) before training")
-        weights = config.weights
-        output = self.body(prediction["rotmats"], prediction["shape"])
-        transl = self.translations(prediction["cam"], boxes, [t["K"] for t in targets])
-        counts = [len(b) for b in boxes]
-        per_image = {name: [] for name in ("keypoints_2d", "keypoints_3d", "rotmats", "shape",
-                                           "vertices", "collision", "depth_order")}
+        output = self.body(branch.rotmats, branch.shape)
+        transl = predicted_translations(branch.cam, branch.boxes, [t["K"] for t in targets])
+        counts = [len(b) for b in branch.boxes]
+        names = ("keypoints_2d", "keypoints_3d", "rotmats", "shape", "vertices", "collision",
+                 "depth_order")
+        per_image: dict[str, list[torch.Tensor]] = {name: [] for name in names}
         pieces = zip(output.vertices.split(counts), output.joints["coco17"].split(counts),
-                     output.joints["h36m17"].split(counts), prediction["rotmats"].split(counts),
-                     prediction["shape"].split(counts), strict=True)
+                     output.joints["h36m17"].split(counts), branch.rotmats.split(counts),
+                     branch.shape.split(counts), strict=True)
         for i, (vertices, coco, h36m, rotmats, shape) in enumerate(pieces):
-            image = self._image_losses(vertices, coco, h36m, rotmats, shape, boxes[i],
-                                       matched[i], scores[i], transl[i], targets[i], image_size)
+            image = self._image_losses(vertices, coco, h36m, rotmats, shape, branch.boxes[i],
+                                       branch.matched[i], branch.scores[i], transl[i],
+                                       targets[i], image_size)
             for name, value in image.items():
                 per_image[name].append(value)
-        losses = {f"loss_{name}": weights[name] * _reduce(name, values)
-                  for name, values in per_image.items() if weights[name] > 0}
-        if weights["adversarial"] > 0:
-            losses.update(self._adversarial(prediction["rotmats"], prediction["shape"],
-                                            weights["adversarial"]))
+        losses = {f"loss_{name}": config.weight(name) * _reduce(name, values)
+                  for name, values in per_image.items() if config.weight(name) > 0}
+        if config.weight("adversarial") > 0:
+            losses.update(self._adversarial(branch.rotmats, branch.shape,
+                                            config.weight("adversarial")))
         return losses
 
     def _image_losses(self, vertices, coco, h36m, rotmats, shape, boxes, matched, scores,
@@ -125,25 +161,26 @@ class SMPLCriterion(nn.Module):
             losses.update(body_param_loss(rotmats, target["rotmats"][matched], shape,
                                           target["shape"][matched], vertices, gt_body.vertices,
                                           target["has_body"][matched] & valid))
-        weights = config.weights
-        want = (weights["collision"] > 0, weights["depth_order"] > 0)
         losses.update(dict.fromkeys(("collision", "depth_order"), zero))
-        if any(want):
+        scene = config.scene
+        want = (config.weight("collision") > 0, config.weight("depth_order") > 0)
+        if scene is not None and any(want):
             eligible = torch.where(valid, matched, torch.full_like(matched, -1))
             chosen = select_per_person(eligible, scores, len(target["boxes"]))
             losses.update(scene_losses(vertices + transl[:, None], chosen, self.body.faces,
                                        target["K"], image_size, target.get("masks"),
-                                       config.collision_sigma, config.collision_robust,
-                                       config.collision_grid, want))
+                                       scene.sigma, scene.robust, scene.grid, want))
         return losses
 
     def _adversarial(self, rotmats, shape, weight) -> dict[str, torch.Tensor]:
-        frozen = {name: p.detach() for name, p in self.discriminator.named_parameters()}
-        fake_for_generator = functional_call(self.discriminator, frozen, (rotmats, shape))
+        module = getattr(self.discriminator, "module", self.discriminator)  # under DDP
+        frozen = {name: p.detach() for name, p in module.named_parameters()}
+        fake_for_generator = functional_call(module, frozen, (rotmats, shape))
         real_rotmats, real_shape = self.prior(max(len(rotmats), 1))
-        real = self.discriminator(real_rotmats.to(rotmats), real_shape.to(shape))
-        fake = self.discriminator(rotmats.detach(), shape.detach())
-        terms = discriminator_loss(real, fake)
+        count = len(real_rotmats)
+        scores = self.discriminator(torch.cat([real_rotmats.to(rotmats), rotmats.detach()]),
+                                    torch.cat([real_shape.to(shape), shape.detach()]))
+        terms = discriminator_loss(scores[:count], scores[count:])
         return {"loss_adversarial": weight * generator_loss(fake_for_generator),
                 "adv_loss_real": weight * terms["real"], "adv_loss_fake": weight * terms["fake"]}
 

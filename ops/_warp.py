@@ -1,5 +1,6 @@
 """NVIDIA Warp set-up shared by the mesh ops: one kernel source runs on CPU and CUDA.
 
+Warp is configured and initialised on first use (:func:`ready`), not at import.
 Warp compiles each kernel module at its first launch on a device (a few seconds on
 CPU) and caches the binary in ``~/.cache/warp``; later processes load it in
 milliseconds.
@@ -7,12 +8,18 @@ milliseconds.
 
 from __future__ import annotations
 
+from functools import cache
+
 import torch
 import warp as wp
 
-wp.config.quiet = True  # no banner on init; errors are still raised
-wp.config.log_level = wp.LOG_WARNING  # no "Module ... load on device" line per kernel
-wp.init()
+
+@cache
+def ready() -> None:
+    """Configure and initialise Warp once, quietly (errors are still raised)."""
+    wp.config.quiet = True  # no banner on init
+    wp.config.log_level = wp.LOG_WARNING  # no "Module ... load on device" line per kernel
+    wp.init()
 
 
 def warp_device(tensor: torch.Tensor) -> str:
@@ -26,15 +33,8 @@ def warp_device(tensor: torch.Tensor) -> str:
 
 def to_vec3(points: torch.Tensor) -> wp.array:
     """``[N, 3]`` tensor -> Warp ``vec3`` array sharing memory (float32, contiguous)."""
+    ready()
     return wp.from_torch(points.detach().float().contiguous(), dtype=wp.vec3)
-
-
-def build_meshes(vertices: torch.Tensor, faces: torch.Tensor) -> list[wp.Mesh]:
-    """One BVH-accelerated ``wp.Mesh`` per person: ``vertices [P, V, 3]``, ``faces [F, 3]``.
-    The caller keeps the returned list alive while kernels use the mesh ids."""
-    indices = wp.from_torch(faces.to(device=vertices.device, dtype=torch.int32).reshape(-1)
-                            .contiguous())
-    return [wp.Mesh(points=to_vec3(v), indices=indices) for v in vertices]
 
 
 def check_finite(name: str, vertices: torch.Tensor) -> None:
@@ -57,9 +57,11 @@ def check_mesh_inputs(name: str, vertices: torch.Tensor, faces: torch.Tensor) ->
     check_finite(name, vertices)
 
 
-def launch(kernel, dim, inputs: list, like: torch.Tensor) -> None:
+def launch(kernel: wp.Kernel, dim: int | tuple[int, ...], inputs: list,
+           like: torch.Tensor) -> None:
     """Run ``kernel`` on the device of ``like``. On CUDA it is queued on PyTorch's
     current stream, so it is ordered with the surrounding torch ops."""
+    ready()
     device = warp_device(like)
     stream = wp.stream_from_torch(like.device) if like.device.type == "cuda" else None
     wp.launch(kernel, dim=dim, inputs=inputs, device=device, stream=stream)

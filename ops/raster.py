@@ -31,10 +31,10 @@ from typing import NamedTuple
 import torch
 import warp as wp
 
-from ops._warp import check_mesh_inputs, launch
+from ops._warp import check_mesh_inputs, launch, ready
 
 __all__ = ["Raster", "rasterize", "depth_maps", "raster_depth", "instance_map", "BACKENDS",
-           "NEAR"]
+           "NEAR", "FrontSurface", "front_surface", "lambert"]
 
 BACKENDS = ("auto", "warp", "cpu", "nvdiffrast")
 NEAR = 0.01  # metres
@@ -103,6 +103,7 @@ def _face_ids_warp(screen: torch.Tensor, faces: torch.Tensor,
     zbuf = torch.full((num_people, *size), _FAR_DEPTH, device=screen.device)
     ids = torch.full((num_people, *size), 2**31 - 1, dtype=torch.int32, device=screen.device)
     if num_people and faces.shape[0]:
+        ready()
         inputs = [wp.from_torch(screen.detach().float().contiguous(), dtype=wp.vec3),
                   wp.from_torch(faces.to(screen.device, torch.int32).contiguous(), dtype=wp.vec3i),
                   NEAR]
@@ -269,3 +270,44 @@ def instance_map(depths: torch.Tensor) -> torch.Tensor:
         return torch.zeros(depths.shape[1:], dtype=torch.long, device=depths.device)
     nearest, index = depths.min(dim=0)
     return torch.where(torch.isfinite(nearest), index + 1, 0)
+
+
+# ----------------------------------------------------------------------------
+# Shading the front surface (pictures, not losses)
+
+class FrontSurface(NamedTuple):
+    """The front-most surface at every covered pixel of a scene.
+
+    rows, cols: ``[M]`` the covered pixels. person, face: ``[M]`` the front-most person
+    there and its face. normal: ``[M, 3]`` that face's unit normal, turned towards the
+    camera.
+    """
+
+    rows: torch.Tensor
+    cols: torch.Tensor
+    person: torch.Tensor
+    face: torch.Tensor
+    normal: torch.Tensor
+
+
+def front_surface(raster: Raster, depths: torch.Tensor, vertices_cam: torch.Tensor,
+                  faces: torch.Tensor) -> FrontSurface:
+    """The front surface of a scene from its per-person ``raster`` and ``depths``
+    ``[P, H, W]`` (:func:`raster_depth`)."""
+    front = depths.argmin(dim=0)  # [H, W]
+    covered = torch.isfinite(depths.min(dim=0).values)
+    rows, cols = covered.nonzero(as_tuple=True)
+    person = front[rows, cols]
+    face = raster.face_id[person, rows, cols]
+    corners = vertices_cam[person[:, None], faces[face]]  # [M, 3, 3]
+    normal = torch.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0], dim=-1)
+    normal = torch.nn.functional.normalize(normal, dim=-1)
+    view = torch.nn.functional.normalize(corners.mean(1), dim=-1)
+    normal = torch.where((normal * view).sum(-1, keepdim=True) > 0, -normal, normal)
+    return FrontSurface(rows, cols, person, face, normal)
+
+
+def lambert(normal: torch.Tensor, light: torch.Tensor) -> torch.Tensor:
+    """``[M]`` brightness in [0.35, 1] of surfaces with unit ``normal [M, 3]`` under a
+    directional ``light [3]`` (the direction it shines along), plus ambient light."""
+    return 0.35 + 0.65 * (normal @ -light).clamp(min=0)

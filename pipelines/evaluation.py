@@ -30,12 +30,14 @@ Per image:
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from model.body import BodyModel, posed_in_camera
 from model.camera import project
 from ops.bootstrap import Interval, group_mean, interval, ratio, replicate_weights
 from ops.collision import collision_volume
@@ -50,8 +52,22 @@ from ops.metrics import (
     pck3d,
 )
 
-__all__ = ["Protocol", "PredictionError", "image_values", "summarise", "METRICS", "GROUPED",
-           "metric_replicates", "flat", "write_records", "read_records"]
+__all__ = ["EvalParams", "Protocol", "PredictionError", "image_values", "summarise", "METRICS",
+           "GROUPED", "metric_replicates", "flat", "write_records", "read_records"]
+
+
+@dataclass(frozen=True)
+class EvalParams:
+    """``eval`` section."""
+
+    models: tuple[str, ...]
+    benchmarks: tuple[str, ...]
+    score_threshold: float  # detections used by the metrics (official 0.05)
+    collision_score_threshold: float  # detections checked for collisions
+    match_threshold_px: float  # MuPoTS 2D matching threshold (official 40 px)
+    synthetic_match_focal: float  # synthetic images: threshold x f / this (same angle)
+    bootstrap_replicates: int  # resamples of the images for the intervals
+    max_failed_fraction: float
 
 
 class PredictionError(ValueError):
@@ -91,7 +107,8 @@ def _check_finite(detections: dict[str, torch.Tensor]) -> None:
 
 
 def image_values(detections: dict[str, torch.Tensor], target: dict[str, torch.Tensor],
-                 K: torch.Tensor, body, protocol: Protocol) -> dict[str, tuple[float, float]]:
+                 K: torch.Tensor, body: BodyModel,
+                 protocol: Protocol) -> dict[str, tuple[float, float]]:
     """Every metric's ``(numerator, denominator)`` for one image.
 
     Args:
@@ -105,9 +122,8 @@ def image_values(detections: dict[str, torch.Tensor], target: dict[str, torch.Te
     kp3d = target["kp3d"]
     annotated = kp3d[..., 3].bool().any(dim=-1)
     gt, valid = kp3d[annotated][..., :3], kp3d[annotated][..., 3].bool()  # [P, 17, 3], [P, 17]
-    posed = body(det["rotmats"], det["shape"])
-    pred = posed.joints["h36m17"] + det["transl"][:, None]  # [Q, 17, 3]
-    vertices = posed.vertices + det["transl"][:, None]
+    posed = posed_in_camera(body, det["rotmats"], det["shape"], det["transl"])
+    pred, vertices = posed.joints["h36m17"], posed.vertices  # [Q, 17, 3], [Q, V, 3]
     matches = match_people(project(pred, K), project(gt, K), protocol.match_threshold_px)
     values = _pck_and_depth(pred, gt, matches)
     values.update(_mpjpe_values(pred, gt, valid))
@@ -197,12 +213,17 @@ def summarise(records: list[dict], replicates: int, seed: int) -> dict[str, floa
         point, draws = metric_replicates(records, weights, metric, group)
         if not np.isfinite(point):
             continue  # nothing to measure (e.g. no pairs for depth order)
-        result.update(flat(key, interval(point, draws)))
+        value = interval(point, draws)
+        result.update(flat(key, value, integer=METRICS[metric][1] is None))
     return result
 
 
-def flat(key: str, value: Interval) -> dict[str, float]:
-    """``{key, key_lo, key_hi}`` (bounds left out when the replicates give none)."""
+def flat(key: str, value: Interval, integer: bool = False) -> dict[str, float]:
+    """``{key, key_lo, key_hi}`` (bounds left out when the replicates give none);
+    ``integer`` for counts, whose bounds are rounded outwards to whole frames."""
+    if integer:
+        value = Interval(round(value.value), math.floor(value.low + 1e-9),
+                         math.ceil(value.high - 1e-9)) if np.isfinite(value.low) else value
     result = {key: round(value.value, 3)}
     if np.isfinite(value.low) and np.isfinite(value.high):
         result.update({f"{key}_lo": round(value.low, 3), f"{key}_hi": round(value.high, 3)})

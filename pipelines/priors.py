@@ -1,7 +1,7 @@
 """Where the adversarial prior's "real" poses come from (``train.common.prior``).
 
 - ``synthetic`` (the default): the pose and shape distribution of the synthetic people
-  (:class:`pipelines.poses.SyntheticPrior`).
+  (:class:`pipelines.synthetic.poses.SyntheticPrior`).
 - a path to an ``.npz`` of real poses, such as the H36M MoSh fits the official code
   used (``h36m_single_train_openpose.npz``, not public). It must hold ``shape [M, S]``
   and either ``rotmats [M, J, 3, 3]`` or ``pose [M, 3 J]`` (axis-angle, SMPL order),
@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ops.geometry import axis_angle_to_matrix
-from pipelines.poses import SyntheticPrior
+from pipelines.synthetic.poses import SyntheticPrior
 
 __all__ = ["NpzPrior", "build_prior"]
 
@@ -53,8 +53,10 @@ class NpzPrior:
         return self.rotmats[rows], self.shape[rows]
 
 
-def build_prior(source: str, seed: int, num_joints: int, shape_dim: int):
-    """The prior named by ``train.common.prior``."""
+def build_prior(source: str, seed: int, num_joints: int, shape_dim: int,
+                child_fraction: float) -> SyntheticPrior | NpzPrior:
+    """The prior named by ``train.common.prior`` (``child_fraction``: the synthetic
+    people's share of children, ``synthetic.child_fraction``)."""
     if source == "synthetic":
-        return SyntheticPrior(seed)
+        return SyntheticPrior(seed, child_fraction)
     return NpzPrior(source, num_joints, shape_dim, seed)

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from model.camera import scale_intrinsics
+from model.camera import letterbox
 
 __all__ = ["to_network_input", "collate"]
 
@@ -28,14 +28,14 @@ def to_network_input(sample: dict, height: int, width: int,
     image = sample["image"].float() / 255.0
     target = dict(sample["target"])
     in_height, in_width = image.shape[-2:]
-    factor = min(height / in_height, width / in_width)
+    K, factor = letterbox(target["K"], in_width, in_height, width, height)
     new_size = (round(in_height * factor), round(in_width * factor))
     if new_size != (in_height, in_width):
         image = F.interpolate(image[None], size=new_size, mode="bilinear", align_corners=False,
                               antialias=True)[0]
         target["boxes"] = target["boxes"] * factor
         target["keypoints"] = target["keypoints"] * torch.tensor([factor, factor, 1.0])
-        target["K"] = scale_intrinsics(target["K"], factor)
+        target["K"] = K
         for name, dtype in (("masks", torch.long), ("ignore", torch.bool)):
             if name in target:
                 target[name] = F.interpolate(target[name][None, None].float(), size=new_size,

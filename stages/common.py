@@ -9,13 +9,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
 from model.body import BodyModel, load_body_model
 
-__all__ = ["read_params", "from_section", "BodyModelParams", "write_json"]
+T = TypeVar("T")
+
+__all__ = ["read_params", "from_section", "section", "typed", "BodyModelParams", "write_json"]
 
 
 def read_params(path: str | Path = "params.yaml") -> dict[str, Any]:
@@ -27,7 +29,7 @@ def read_params(path: str | Path = "params.yaml") -> dict[str, Any]:
     return params
 
 
-def from_section(cls: type, params: dict[str, Any], name: str):
+def from_section(cls: type[T], params: dict[str, Any], name: str) -> T:
     """Build dataclass ``cls`` from ``params[name]``, requiring exactly its fields, so a
     typo in ``params.yaml`` is an error rather than a silently ignored key."""
     if name not in params:
@@ -39,6 +41,21 @@ def from_section(cls: type, params: dict[str, Any], name: str):
         raise ValueError(f"params.yaml section '{name}': missing {sorted(missing)}, "
                          f"unknown {sorted(unknown)}")
     return cls(**section)
+
+
+def section(params: dict[str, Any], dotted: str) -> dict[str, Any]:
+    """The section at a dotted path (``train.common``), with lists as tuples."""
+    value = params
+    for part in dotted.split("."):
+        if not isinstance(value, dict) or part not in value:
+            raise KeyError(f"params.yaml has no '{dotted}' section")
+        value = value[part]
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in value.items()}
+
+
+def typed(cls: type[T], params: dict[str, Any], dotted: str) -> T:
+    """Dataclass ``cls`` from the section at ``dotted``, with exactly its fields."""
+    return from_section(cls, {dotted: section(params, dotted)}, dotted)
 
 
 @dataclass(frozen=True)

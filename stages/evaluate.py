@@ -22,50 +22,33 @@ from __future__ import annotations
 import argparse
 import json
 import traceback
-from dataclasses import dataclass
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
-from model.rcnn import ModelConfig, build_model
+from model.body import BodyModel
+from model.io import load_network, read_model
 from pipelines.evaluation import (
+    EvalParams,
     PredictionError,
     Protocol,
     image_values,
     summarise,
     write_records,
 )
-from pipelines.poses import SyntheticPrior
 from pipelines.shards import load_index, read_shards
+from pipelines.training import TrainParams
 from pipelines.transforms import to_network_input
-from stages.common import BodyModelParams, from_section, read_params, write_json
-from stages.train import typed
+from stages.common import BodyModelParams, from_section, read_params, section, typed, write_json
 
 
-@dataclass(frozen=True)
-class EvalParams:
-    """``eval`` section."""
-
-    models: tuple[str, ...]
-    benchmarks: tuple[str, ...]
-    score_threshold: float  # detections used by the metrics (official 0.05)
-    collision_score_threshold: float  # detections checked for collisions
-    match_threshold_px: float  # MuPoTS 2D matching threshold (official 40 px)
-    synthetic_match_focal: float  # synthetic images: threshold x f / this (same angle)
-    bootstrap_replicates: int  # resamples of the images for the intervals
-    max_failed_fraction: float
-
-
-def load_model(params: dict, name: str, body):
-    """A trained network, or the ``mean_pose`` reference (a dict of its parameters)."""
-    state = torch.load(f"models/{name}/model.pt", map_location="cpu")
-    if state.get("kind") == "mean_pose":
-        return state
-    model = build_model(typed(ModelConfig, params, "model"), body, SyntheticPrior(0),
-                        int(params["seed"]))
-    model.load_state_dict(state)
-    return model.eval()
+def load_predictor(name: str, body: BodyModel) -> torch.nn.Module | dict:
+    """A trained network, or the ``mean_pose`` reference (the dict of its parameters)."""
+    path = Path("models") / name / "model.pt"
+    state = read_model(path)
+    return state if state["kind"] == "mean_pose" else load_network(path, body)[0]
 
 
 def mean_pose_detections(reference: dict, target: dict) -> dict[str, torch.Tensor]:
@@ -87,8 +70,8 @@ def match_threshold(config: EvalParams, synthetic: bool, K: torch.Tensor) -> flo
 
 
 @torch.no_grad()
-def evaluate_sample(sample: dict, model, body, config: EvalParams, size: tuple[int, int],
-                    synthetic: bool) -> dict:
+def evaluate_sample(sample: dict, model: torch.nn.Module | dict, body: BodyModel,
+                    config: EvalParams, size: tuple[int, int], synthetic: bool) -> dict:
     """One image's record: ``{key, group, people, detections, values}``."""
     network_input = to_network_input(sample, *size)
     original_K = sample["target"]["K"]
@@ -107,7 +90,8 @@ def evaluate_sample(sample: dict, model, body, config: EvalParams, size: tuple[i
             "values": values}
 
 
-def evaluate_samples(samples, model, body, config: EvalParams, size: tuple[int, int],
+def evaluate_samples(samples: Iterable[dict], model: torch.nn.Module | dict, body: BodyModel,
+                     config: EvalParams, size: tuple[int, int],
                      synthetic: bool) -> tuple[list[dict], list[dict]]:
     """Records of the images that succeeded, and of those that failed (each once, with
     its key and reason)."""
@@ -126,10 +110,11 @@ def evaluate_samples(samples, model, body, config: EvalParams, size: tuple[int, 
 
 def evaluate(model_name: str, benchmark: str, params: dict) -> dict:
     config = typed(EvalParams, params, "eval")
-    size = (params["train"]["common"]["input_height"], params["train"]["common"]["input_width"])
-    synthetic = params["prepare"][benchmark]["kind"] == "synthetic"
+    common = typed(TrainParams, params, "train.common")
+    size = (common.input_height, common.input_width)
+    synthetic = section(params, f"prepare.{benchmark}")["kind"] == "synthetic"
     body = from_section(BodyModelParams, params, "body_model").build()
-    model = load_model(params, model_name, body)
+    model = load_predictor(model_name, body)
     root = Path("data/shards") / benchmark
     progress = tqdm(read_shards(root), total=load_index(root)["num_samples"],
                     desc=f"{model_name} on {benchmark}", unit="img", mininterval=5.0)

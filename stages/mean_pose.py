@@ -19,12 +19,14 @@ import roma
 import torch
 from tqdm import tqdm
 
+from model.io import FORMAT, VERSION, write_atomically
 from pipelines.shards import load_index, read_shards
-from stages.common import read_params
+from stages.common import read_params, section
 
 
 def mean_body(datasets: list[str], root: Path = Path("data/shards")) -> dict:
-    """``{"kind": "mean_pose", "rotmats" [J, 3, 3], "shape" [S], "people"}``."""
+    """A model file (:mod:`model.io`) of kind ``mean_pose``: ``rotmats [J, 3, 3]``,
+    ``shape [S]`` and the number of ``people`` averaged."""
     rotmats, shapes = [], []
     for dataset in datasets:
         total = load_index(root / dataset)["num_samples"]
@@ -40,8 +42,8 @@ def mean_body(datasets: list[str], root: Path = Path("data/shards")) -> dict:
                          "reference needs training data with body targets")
     rotmats, shapes = torch.cat(rotmats), torch.cat(shapes)
     mean = roma.special_procrustes(rotmats.mean(dim=0))  # [J, 3, 3], nearest rotations
-    return {"kind": "mean_pose", "rotmats": mean.float(), "shape": shapes.mean(dim=0).float(),
-            "people": len(rotmats)}
+    return {"format": FORMAT, "version": VERSION, "kind": "mean_pose",
+            "rotmats": mean.float(), "shape": shapes.mean(dim=0).float(), "people": len(rotmats)}
 
 
 def main() -> None:
@@ -49,10 +51,9 @@ def main() -> None:
     parser.add_argument("--out", default="models/mean_pose")
     args = parser.parse_args()
     params = read_params()
-    reference = mean_body(list(params["train"]["common"]["datasets"]))
+    reference = mean_body(list(section(params, "train.common")["datasets"]))
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.save(reference, out / "model.pt")
+    write_atomically(out / "model.pt", reference)
     print(f"mean pose and shape of {reference['people']} training people -> {out / 'model.pt'}")
 
 

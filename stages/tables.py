@@ -15,15 +15,20 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import yaml
 
+from model.io import load_network
 from ops.bootstrap import Interval, paired, replicate_weights
-from pipelines.evaluation import METRICS, metric_replicates, read_records
-from stages.common import read_params, write_json
+from pipelines.evaluation import METRICS, EvalParams, metric_replicates, read_records
+from pipelines.figures import comparison_figures
+from pipelines.shards import read_shards
+from pipelines.training import TrainParams
+from stages.common import BodyModelParams, from_section, read_params, section, typed, write_json
 
 # table -> (column -> (benchmark, metric, group)), our models (the first is the
 # reference the paired differences are taken against, after the mean-pose row)
@@ -64,13 +69,19 @@ def metric_key(metric: str, group: str | None) -> str:
     return f"{metric}_group_mean" if group == "mean" else f"{metric}_{group}"
 
 
-def cell(result: dict | None, key: str) -> str:
+def _number(value: float, metric: str) -> str:
+    """Counts as integers, the rest with one decimal (millimetres, percentages)."""
+    return f"{value:.0f}" if METRICS[metric][1] is None else f"{value:.1f}"
+
+
+def cell(result: dict | None, key: str, metric: str) -> str:
     """``value [lo, hi]`` from a metrics dict, or "n/a"."""
     if not result or key not in result:
         return "n/a"
     if f"{key}_lo" not in result:
-        return f"{result[key]:g}"
-    return f"{result[key]:g} [{result[f'{key}_lo']:g}, {result[f'{key}_hi']:g}]"
+        return _number(result[key], metric)
+    return (f"{_number(result[key], metric)} [{_number(result[f'{key}_lo'], metric)}, "
+            f"{_number(result[f'{key}_hi'], metric)}]")
 
 
 def paired_difference(evaluations: Path, benchmark: str, model: str, metric: str,
@@ -93,13 +104,17 @@ def paired_difference(evaluations: Path, benchmark: str, model: str, metric: str
     return paired(a_point, b_point, a_draws, b_draws)
 
 
-def difference_cell(difference: Interval | None) -> str:
+def difference_cell(difference: Interval | None, metric: str) -> str:
     """``Δ [lo, hi]``, starred where the interval excludes zero."""
     if difference is None:
         return "n/a"
     shown = difference.high < 0 or difference.low > 0
-    return (f"{difference.value:+.3g} [{difference.low:+.3g}, {difference.high:+.3g}]"
-            f"{' *' if shown else ''}")
+
+    def signed(value: float) -> str:
+        return f"+{_number(value, metric)}" if value >= 0 else _number(value, metric)
+
+    return (f"{signed(difference.value)} [{signed(difference.low)}, "
+            f"{signed(difference.high)}]{' *' if shown else ''}")
 
 
 def build_table(name: str, paper: dict, metrics: dict, evaluations: Path,
@@ -118,13 +133,14 @@ def build_table(name: str, paper: dict, metrics: dict, evaluations: Path,
         for column in columns:
             benchmark, metric, group = columns_spec[column]
             result = metrics.get(benchmark, {}).get(model)
-            row.append(cell(result, metric_key(metric, group)))
+            row.append(cell(result, metric_key(metric, group), metric))
             if result:
                 body_models.add(result["body_model"])
                 images[benchmark] = result["images"]
             difference = (None if model in (REFERENCE, "mean_pose") else paired_difference(
                 evaluations, benchmark, model, metric, group, *bootstrap))
-            deltas.append("" if model in (REFERENCE, "mean_pose") else difference_cell(difference))
+            deltas.append("" if model in (REFERENCE, "mean_pose")
+                          else difference_cell(difference, metric))
             if difference is not None:
                 key = f"{benchmark}.{model}.{metric_key(metric, group)}_vs_{REFERENCE}"
                 summary.update({key: round(difference.value, 3),
@@ -154,49 +170,31 @@ def _note(name: str, columns_spec: dict, images: dict, body_models: set) -> str:
     return note
 
 
+@dataclass(frozen=True)
+class FigureParams:
+    """``tables.figures``: which models to draw on the first images of a benchmark."""
+
+    benchmark: str
+    count: int
+    models: tuple[str, ...]
+
+
 def figures(params: dict, out: Path) -> list[str]:
-    """Baseline vs full on the first few multi-person images of ``tables.figures``;
-    returns the written file names (empty when a model or the benchmark is missing)."""
-    import torch
-
-    from pipelines.shards import read_shards
-    from pipelines.transforms import to_network_input
-    from stages.common import BodyModelParams, from_section
-    from stages.evaluate import load_model
-    from stages.figures import scene_figure
-
-    spec = params["tables"]["figures"]
-    models = list(spec["models"])
-    root = Path("data/shards") / spec["benchmark"]
-    if not root.is_dir() or not all(Path(f"models/{m}/model.pt").is_file() for m in models):
+    """The ``tables.figures`` models side by side on the first few multi-person images;
+    the written file names (none when a model or the benchmark is missing)."""
+    spec = from_section(FigureParams, {"figures": section(params, "tables.figures")}, "figures")
+    root = Path("data/shards") / spec.benchmark
+    paths = [Path("models") / name / "model.pt" for name in spec.models]
+    if not root.is_dir() or not all(path.is_file() for path in paths):
         return []
     body = from_section(BodyModelParams, params, "body_model").build()
-    networks = {m: load_model(params, m, body) for m in models}
-    size = (params["train"]["common"]["input_height"], params["train"]["common"]["input_width"])
-    threshold = params["eval"]["collision_score_threshold"]
-    (out / "figures").mkdir(parents=True, exist_ok=True)
-    written = []
-    for sample in read_shards(root):
-        if len(written) == spec["count"]:
-            break
-        if sample["meta"]["num_people"] < 2:
-            continue
-        network_input = to_network_input(sample, *size)
-        K = network_input["target"]["K"]
-        rows = []
-        with torch.no_grad():
-            for name, network in networks.items():
-                det = network(network_input["image"][None], intrinsics=[K])[0]
-                keep = det["scores"] >= threshold
-                if keep.any():
-                    posed = body(det["rotmats"][keep], det["shape"][keep]).vertices
-                    rows.append((name, posed + det["transl"][keep][:, None]))
-                else:  # nothing confident enough to draw
-                    rows.append((name, torch.zeros(0, int(body.faces.max()) + 1, 3)))
-        picture = (network_input["image"].permute(1, 2, 0).numpy() * 255).astype("uint8")
-        scene_figure(picture, K, rows, body.faces).save(out / "figures" / f"{sample['key']}.png")
-        written.append(f"{sample['key']}.png")
-    return written
+    networks = {name: load_network(path, body)[0] for name, path in zip(spec.models, paths,
+                                                                         strict=True)}
+    common = typed(TrainParams, params, "train.common")
+    threshold = typed(EvalParams, params, "eval").collision_score_threshold
+    return comparison_figures(read_shards(root), networks, body, threshold,
+                              (common.input_height, common.input_width), out / "figures",
+                              spec.count)
 
 
 def main() -> None:
@@ -209,7 +207,7 @@ def main() -> None:
                         help="also draw baseline-vs-full figures (needs params.yaml, models)")
     args = parser.parse_args()
     params = read_params()
-    bootstrap = (int(params["eval"]["bootstrap_replicates"]), int(params["seed"]))
+    bootstrap = (typed(EvalParams, params, "eval").bootstrap_replicates, int(params["seed"]))
     paper = yaml.safe_load(Path(args.paper).read_text())
     metrics = load_metrics(Path(args.metrics))
     out = Path(args.out)

@@ -11,29 +11,37 @@ The phases:
 - ``finetune``: adds the variant's scene losses (``losses.<variant>``) and switches the
   keypoint criterion to MSE, as in the official tune config.
 
-Each phase starts from the previous phase's ``model.pt``. It writes
-``models/<name>/model.pt``, dvclive logs in ``logs/<name>/`` and a resumable
-checkpoint in ``checkpoints/<name>/``.
+Each phase starts from the previous phase's ``model.pt`` (network and discriminator).
+It writes ``models/<name>/model.pt`` (:mod:`model.io`), dvclive logs in
+``logs/<name>/`` and a resumable checkpoint in ``checkpoints/<name>/``. The network
+predicts; the :class:`~model.smpl_criterion.SMPLCriterion` built here scores; the
+discriminator and its optimiser are objects of their own.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-import os
+import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from dvclive import Live
+from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
 
-from model.rcnn import ModelConfig, build_model
-from model.smpl_criterion import LossConfig
-from pipelines.priors import build_prior
-from stages.common import BodyModelParams, from_section, read_params
-from stages.trainer import (
+from model.discriminator import build_discriminator
+from model.io import read_model, save_model
+from model.rcnn import CoherentRCNN, ModelConfig, build_model
+from model.smpl_criterion import CriterionConfig, LossWeights, SceneLosses, SMPLCriterion
+from pipelines.priors import NpzPrior, build_prior
+from pipelines.synthetic import SyntheticConfig
+from pipelines.synthetic.poses import SyntheticPrior
+from pipelines.training import (
     Checkpointer,
+    PhaseParams,
     TrainParams,
     batches,
     config_hash,
@@ -41,52 +49,31 @@ from stages.trainer import (
     setup_distributed,
     split_losses,
 )
+from stages.common import BodyModelParams, from_section, read_params, typed
 
 PREVIOUS = {"pretrain": None, "baseline": "pretrain", "finetune": "baseline"}
 
 
-@dataclass(frozen=True)
-class PhaseParams:
-    """``train.<phase>`` section."""
-
-    iters: int
-    lr: float
-    adversarial: bool
-    keypoint_criterion: str  # l1 | mse
-
-
-@dataclass(frozen=True)
-class SceneLossParams:
-    """``losses.<variant>`` section: the fine-tune's scene losses."""
-
-    collision: float  # weight of the interpenetration loss (official 0.01)
-    depth_order: float  # weight of the depth-ordering loss (official 100)
-    sigma: float  # Geman-McClure scale (official 0.2)
-    robust: str  # "paper" (Eq. 3) or "official" (per vertex)
-    grid: int  # SDF grid (official 32)
+def criterion_config(params: dict, phase: PhaseParams, variant: str | None) -> CriterionConfig:
+    """The phase's losses: ``loss_weights``, the phase's switches and, for a fine-tune
+    variant, ``losses.<variant>``."""
+    common = typed(TrainParams, params, "train.common")
+    scene = typed(SceneLosses, params, f"losses.{variant}") if variant else None
+    return CriterionConfig(typed(LossWeights, params, "loss_weights"), phase.adversarial,
+                           phase.keypoint_criterion, common.min_box_size, scene)
 
 
-def section(params: dict, dotted: str) -> dict:
-    value = params
-    for part in dotted.split("."):
-        if part not in value:
-            raise KeyError(f"params.yaml has no '{dotted}' section")
-        value = value[part]
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in value.items()}
+@dataclass
+class Session:
+    """What a phase trains: the network (``forward`` is the DDP wrapper when there is
+    one), the criterion with the discriminator, and the two optimisers."""
 
-
-def typed(cls, params: dict, dotted: str):
-    return from_section(cls, {dotted: section(params, dotted)}, dotted)
-
-
-def loss_config(params: dict, phase: PhaseParams, variant: str | None) -> LossConfig:
-    weights = dict(section(params, "loss_weights"))
-    weights["adversarial"] = weights["adversarial"] if phase.adversarial else 0.0
-    scene = typed(SceneLossParams, params, f"losses.{variant}") if variant else None
-    weights["collision"] = scene.collision if scene else 0.0
-    weights["depth_order"] = scene.depth_order if scene else 0.0
-    return LossConfig(weights, phase.keypoint_criterion, scene.sigma if scene else 0.2,
-                      scene.robust if scene else "paper", scene.grid if scene else 32)
+    forward: nn.Module
+    network: CoherentRCNN
+    discriminator: nn.Module
+    criterion: SMPLCriterion
+    optimizers: list[torch.optim.Optimizer]  # detector, discriminator
+    base_lrs: list[float]
 
 
 def main() -> None:
@@ -96,8 +83,7 @@ def main() -> None:
     args = parser.parse_args()
     if (args.phase == "finetune") != (args.variant is not None):
         parser.error("--variant is required for, and only for, --phase finetune")
-    params = read_params()
-    run(params, args.phase, args.variant)
+    run(read_params(), args.phase, args.variant)
 
 
 def run(params: dict, phase_name: str, variant: str | None) -> None:
@@ -105,73 +91,87 @@ def run(params: dict, phase_name: str, variant: str | None) -> None:
     common = typed(TrainParams, params, "train.common")
     phase = typed(PhaseParams, params, f"train.{phase_name}")
     model_config = typed(ModelConfig, params, "model")
-    losses = loss_config(params, phase, variant)
+    losses = criterion_config(params, phase, variant)
     seed = int(params["seed"])
     rank, world_size, device = setup_distributed(common.device)
     torch.manual_seed(seed)
+    random.seed(seed)  # nothing draws from it, but checkpoints store its state
     body = from_section(BodyModelParams, params, "body_model").build().to(device)
-    prior = build_prior(common.prior, seed + 1 + rank, body.num_joints, body.shape_dim)
-    model = build_model(model_config, body, prior, seed).to(device)
-    model.set_losses(losses)
+    prior = build_prior(common.prior, seed + 1 + rank, body.num_joints, body.shape_dim,
+                        typed(SyntheticConfig, params, "synthetic").child_fraction)
+    network = build_model(model_config, body, seed).to(device)
+    discriminator = build_discriminator(body.num_joints, body.shape_dim, seed + 1).to(device)
     previous = PREVIOUS[phase_name]
     if previous:
-        model.load_state_dict(torch.load(f"models/{previous}/model.pt", map_location=device))
-    detector_params = [p for n, p in model.named_parameters()
-                       if not n.startswith("roi_heads.criterion.discriminator")]
-    optimizers = [torch.optim.RAdam(detector_params, lr=phase.lr,
+        state = read_model(f"models/{previous}/model.pt")
+        network.load_state_dict(state["network"])
+        discriminator.load_state_dict(state["discriminator"])
+    optimizers = [torch.optim.RAdam(network.parameters(), lr=phase.lr,
                                     weight_decay=common.weight_decay),
-                  torch.optim.RAdam(model.discriminator.parameters(), lr=common.discriminator_lr,
+                  torch.optim.RAdam(discriminator.parameters(), lr=common.discriminator_lr,
                                     weight_decay=common.weight_decay)]
-    base_lrs = [phase.lr, common.discriminator_lr]
     # The number of iterations is left out, so a longer run resumes a shorter one.
     checkpoints = Checkpointer(Path("checkpoints") / name,
                                config_hash(common, {**asdict(phase), "iters": None},
                                            model_config, losses, seed, params["body_model"],
                                            world_size))
-    start = 0
-    # Resume only with the logs of the interrupted run (dvc.yaml keeps them: persist).
-    state = checkpoints.load() if Path(f"logs/{name}/metrics.json").is_file() else None
-    if state is not None:
-        model.load_state_dict(state["model"])
-        for optimizer, saved in zip(optimizers, state["optimizers"], strict=True):
-            optimizer.load_state_dict(saved)
-        torch.set_rng_state(state["torch_rng"])
-        prior.rng.bit_generator.state = state["prior_rng"]
-        start = state["step"]
-        print(f"{name}: resuming at step {start} from {checkpoints.path}")
-    network = (DistributedDataParallel(model, find_unused_parameters=True)
-               if world_size > 1 else model)
+    start = resume(checkpoints, name, network, discriminator, optimizers, prior)
+    wrap = (lambda m: DistributedDataParallel(m, find_unused_parameters=True)
+            ) if world_size > 1 else (lambda m: m)
+    session = Session(wrap(network), network, discriminator,
+                      SMPLCriterion(body, wrap(discriminator), prior, losses), optimizers,
+                      [phase.lr, common.discriminator_lr])
     live = (Live(f"logs/{name}", dvcyaml=False, save_dvc_exp=False, resume=start > 0)
             if rank == 0 else None)
-    loop(network, model, optimizers, base_lrs, detector_params, common, phase, start, seed + rank,
-         device, live, checkpoints, prior, rank)
+    loop(session, common, phase, start, seed + rank, live, checkpoints if rank == 0 else None)
     if rank == 0:
-        Path(f"models/{name}").mkdir(parents=True, exist_ok=True)
-        tmp = Path(f"models/{name}/model.pt.tmp")
-        torch.save(model.state_dict(), tmp)
-        os.replace(tmp, f"models/{name}/model.pt")
+        save_model(f"models/{name}/model.pt", network, discriminator, model_config, body.name,
+                   (common.input_height, common.input_width))
         live.end()
     if world_size > 1:
         torch.distributed.destroy_process_group()
 
 
-def loop(network, model, optimizers, base_lrs, detector_params, common: TrainParams,
-         phase: PhaseParams, start: int, seed: int, device, live, checkpoints, prior,
-         rank: int) -> None:
-    """Run steps ``start .. phase.iters - 1``."""
-    model.train()
+def resume(checkpoints: Checkpointer, name: str, network: nn.Module, discriminator: nn.Module,
+           optimizers: list, prior: SyntheticPrior | NpzPrior) -> int:
+    """Restore an interrupted run of this configuration; the step to start from.
+    Only with the interrupted run's logs (dvc.yaml keeps them: persist)."""
+    state = checkpoints.load() if Path(f"logs/{name}/metrics.json").is_file() else None
+    if state is None:
+        return 0
+    network.load_state_dict(state["network"])
+    discriminator.load_state_dict(state["discriminator"])
+    for optimizer, saved in zip(optimizers, state["optimizers"], strict=True):
+        optimizer.load_state_dict(saved)
+    torch.set_rng_state(state["torch_rng"])
+    random.setstate(state["python_rng"])
+    prior.rng.bit_generator.state = state["prior_rng"]
+    print(f"{name}: resuming at step {state['step']} from {checkpoints.path}")
+    return state["step"]
+
+
+def loop(session: Session, common: TrainParams, phase: PhaseParams, start: int, seed: int,
+         live: Live | None, checkpoints: Checkpointer | None) -> None:
+    """Run steps ``start .. phase.iters - 1``; log on ``live`` and save ``checkpoints``
+    (both ``None`` on the other DDP ranks)."""
+    session.forward.train()
     bad_in_a_row = skipped = 0
     data = batches(common, seed, skip=start)
-    for step in range(start, phase.iters):
+    device = next(session.network.parameters()).device
+    progress = tqdm(range(start, phase.iters), initial=start, total=phase.iters, unit="step",
+                    mininterval=5.0, disable=live is None)
+    for step in progress:
         images, targets, _ = next(data)
         images = images.to(device)
         targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
-        for optimizer, base in zip(optimizers, base_lrs, strict=True):
+        for optimizer, base in zip(session.optimizers, session.base_lrs, strict=True):
             for group in optimizer.param_groups:
                 group["lr"] = base * lr_factor(step, common.warmup_iters)
-        losses = network(images, targets)
+        detector_losses, branch = session.forward(images, targets)
+        losses = {**detector_losses,
+                  **session.criterion(branch, targets, tuple(images.shape[-2:]))}
         detector, adversary = split_losses(losses)
-        for optimizer in optimizers:
+        for optimizer in session.optimizers:
             optimizer.zero_grad(set_to_none=True)
         if not math.isfinite(detector.item() + adversary.item()):
             skipped, bad_in_a_row = skipped + 1, bad_in_a_row + 1
@@ -181,20 +181,29 @@ def loop(network, model, optimizers, base_lrs, detector_params, common: TrainPar
             continue
         bad_in_a_row = 0
         (detector + adversary).backward()
-        torch.nn.utils.clip_grad_norm_(detector_params, common.grad_clip)
-        torch.nn.utils.clip_grad_norm_(model.discriminator.parameters(), common.grad_clip)
-        for optimizer in optimizers:
+        torch.nn.utils.clip_grad_norm_(session.network.parameters(), common.grad_clip)
+        torch.nn.utils.clip_grad_norm_(session.discriminator.parameters(), common.grad_clip)
+        for optimizer in session.optimizers:
             optimizer.step()
         if live is not None and (step % common.log_every == 0 or step == phase.iters - 1):
-            live.step = step
-            for key, value in losses.items():
-                live.log_metric(f"train/{key}", round(float(value.detach()), 6))
-            live.log_metric("train/total", round(float(detector.detach()), 6))
-            live.log_metric("train/skipped_steps", skipped)
-            live.log_metric("train/lr", optimizers[0].param_groups[0]["lr"])
-            live.next_step()
-        if rank == 0 and (step + 1) % common.checkpoint_every == 0:
-            checkpoints.save(step + 1, model, optimizers, prior.rng.bit_generator.state)
+            log_step(live, step, losses, detector, skipped, session.optimizers[0])
+            rate = progress.format_dict["rate"] or 0.0  # steps/s
+            progress.set_postfix(loss=f"{float(detector.detach()):.3f}",
+                                 images_per_s=f"{rate * common.batch_size:.2f}", refresh=False)
+        if checkpoints is not None and (step + 1) % common.checkpoint_every == 0:
+            checkpoints.save(step + 1, session.network, session.discriminator,
+                             session.optimizers, session.criterion.prior.rng.bit_generator.state)
+
+
+def log_step(live: Live, step: int, losses: dict[str, torch.Tensor], total: torch.Tensor,
+             skipped: int, optimizer: torch.optim.Optimizer) -> None:
+    live.step = step
+    for key, value in losses.items():
+        live.log_metric(f"train/{key}", round(float(value.detach()), 6))
+    live.log_metric("train/total", round(float(total.detach()), 6))
+    live.log_metric("train/skipped_steps", skipped)
+    live.log_metric("train/lr", optimizer.param_groups[0]["lr"])
+    live.next_step()
 
 
 if __name__ == "__main__":

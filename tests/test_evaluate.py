@@ -8,9 +8,9 @@ import torch
 
 import pipelines.evaluation as evaluation
 from model.body import load_body_model
-from pipelines.evaluation import summarise
+from pipelines.evaluation import EvalParams, summarise
 from pipelines.shards import read_shards
-from stages.evaluate import EvalParams, evaluate_samples, mean_pose_detections
+from stages.evaluate import evaluate_samples, mean_pose_detections
 from stages.prepare import prepare
 from stages.tables import main as tables_main
 from tests.synthetic_params import tiny_params
@@ -151,9 +151,9 @@ def test_tables_show_ours_with_intervals_and_paired_differences(tmp_path, monkey
     tables_main()
     table3 = (tmp_path / "r" / "table3.md").read_text()
     assert "paper: Ours full (paper)" in table3 and "69.12" in table3
-    assert "ours: full (L_P + L_D)" in table3 and "60 [60, 60]" in table3
+    assert "ours: full (L_P + L_D)" in table3 and "60.0 [60.0, 60.0]" in table3
     assert "Δ all vs baseline" in table3
-    assert "+30 [+" in table3 and " *" in table3  # 60 - 30, the interval above zero
+    assert "+30.0 [+" in table3 and " *" in table3  # 60 - 30, the interval above zero
     assert "ours: mean pose at the true root (no image)" in table3 and "n/a" in table3
     assert "synth_multi (8 images)" in table3 and "body model anny" in table3
     for name in ("table1", "table2", "table4", "table5"):
@@ -168,7 +168,7 @@ def test_scene_figure_marks_interpenetration_in_red():
     import numpy as np
     import trimesh
 
-    from stages.figures import colliding_vertices, scene_figure
+    from pipelines.figures import colliding_vertices, scene_figure
 
     sphere = trimesh.creation.icosphere(subdivisions=2, radius=0.4)
     body = torch.tensor(sphere.vertices, dtype=torch.float32)

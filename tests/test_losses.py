@@ -15,7 +15,7 @@ from model.losses import (
     scene_losses,
     select_per_person,
 )
-from stages.trainer import lr_factor, split_losses
+from pipelines.training import lr_factor, split_losses
 
 
 def test_keypoint_2d_loss_is_box_normalised_and_weighted(rng):
@@ -128,8 +128,8 @@ def test_schedule_and_loss_split():
 def test_npz_prior_reads_axis_angle_or_rotmats_and_checks_sizes(tmp_path):
     import numpy as np
 
-    from pipelines.poses import SyntheticPrior
     from pipelines.priors import NpzPrior, build_prior
+    from pipelines.synthetic.poses import SyntheticPrior
 
     pose = np.zeros((5, 72), dtype=np.float32)
     pose[:, 0] = np.pi / 2  # global rotation of 90 degrees about x
@@ -145,5 +145,6 @@ def test_npz_prior_reads_axis_angle_or_rotmats_and_checks_sizes(tmp_path):
     with pytest.raises(ValueError, match="bad.npz: expected 'shape'"):
         NpzPrior(tmp_path / "bad.npz", 24, 10, 0)
     with pytest.raises(FileNotFoundError, match="train.common.prior"):
-        build_prior(str(tmp_path / "missing.npz"), 0, 24, 10)
-    assert isinstance(build_prior("synthetic", 0, 20, 6), SyntheticPrior)
+        build_prior(str(tmp_path / "missing.npz"), 0, 24, 10, 0.2)
+    synthetic = build_prior("synthetic", 0, 20, 6, 0.2)
+    assert isinstance(synthetic, SyntheticPrior) and synthetic.child_fraction == 0.2

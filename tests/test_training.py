@@ -12,14 +12,17 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from model.body import load_body_model
-from model.rcnn import ModelConfig, build_model
-from pipelines.poses import SyntheticPrior
 from pipelines.shards import read_shards
+from pipelines.training import PhaseParams, TrainParams
 from pipelines.transforms import collate, to_network_input
-from stages.train import PhaseParams, loop, loss_config, run, typed
-from stages.trainer import TrainParams
-from tests.training_setup import deterministic_sampling, prepare_tiny_shards, tiny_training_params
+from stages.common import typed
+from stages.train import Session, loop, run
+from tests.training_setup import (
+    deterministic_sampling,
+    prepare_tiny_shards,
+    tiny_model,
+    tiny_training_params,
+)
 
 
 @pytest.fixture(scope="module")
@@ -27,13 +30,6 @@ def workdir(tmp_path_factory):
     root = tmp_path_factory.mktemp("train")
     prepare_tiny_shards(root, tiny_training_params())
     return root
-
-
-def tiny_model(params, variant=None, phase="pretrain"):
-    body = load_body_model("anny")
-    model = build_model(typed(ModelConfig, params, "model"), body, SyntheticPrior(1), seed=0)
-    model.set_losses(loss_config(params, typed(PhaseParams, params, f"train.{phase}"), variant))
-    return model
 
 
 def first_batch(workdir, count=2):
@@ -65,7 +61,7 @@ def test_phases_chain_log_and_resume_exactly(workdir, monkeypatch):
     monkeypatch.chdir(workdir)
     params = tiny_training_params(iters=4)
     run(params, "pretrain", None)
-    uninterrupted = torch.load("models/pretrain/model.pt")
+    uninterrupted = torch.load("models/pretrain/model.pt")["network"]
     metrics = json.loads(Path("logs/pretrain/metrics.json").read_text())
     assert metrics["step"] == 3 and "loss_keypoints_2d" in metrics["train"]
     assert len(Path("logs/pretrain/plots/metrics/train/total.tsv").read_text().splitlines()) == 5
@@ -74,7 +70,7 @@ def test_phases_chain_log_and_resume_exactly(workdir, monkeypatch):
         os.system(f"rm -rf {folder}")
     run(tiny_training_params(iters=2), "pretrain", None)
     run(params, "pretrain", None)
-    resumed = torch.load("models/pretrain/model.pt")
+    resumed = torch.load("models/pretrain/model.pt")["network"]
     for name, value in uninterrupted.items():
         torch.testing.assert_close(resumed[name], value, msg=name)
     run(params, "baseline", None)
@@ -89,13 +85,12 @@ class _Exploding(torch.nn.Module):
     def __init__(self, bad: int):
         super().__init__()
         self.weight = torch.nn.Parameter(torch.ones(1))
-        self.discriminator = torch.nn.Linear(1, 1)
         self.bad, self.calls = bad, 0
 
     def forward(self, images, targets):
         self.calls += 1
         value = self.weight.sum() * (float("nan") if self.calls <= self.bad else 1.0)
-        return {"loss_x": value}
+        return {"loss_x": value}, None
 
 
 @pytest.mark.parametrize("bad, fails", [(2, False), (4, True)])
@@ -103,13 +98,14 @@ def test_non_finite_steps_are_skipped_then_fatal(workdir, monkeypatch, bad, fail
     monkeypatch.chdir(workdir)
     common = replace(typed(TrainParams, tiny_training_params(), "train.common"), max_bad_steps=3)
     phase = PhaseParams(iters=6, lr=0.1, adversarial=False, keypoint_criterion="l1")
-    model = _Exploding(bad)
+    model, discriminator = _Exploding(bad), torch.nn.Linear(1, 1)
     optimizers = [torch.optim.SGD([model.weight], lr=0.1),
-                  torch.optim.SGD(model.discriminator.parameters(), lr=0.1)]
+                  torch.optim.SGD(discriminator.parameters(), lr=0.1)]
+    session = Session(model, model, discriminator, lambda branch, targets, size: {},
+                      optimizers, [0.1, 0.1])
 
     def go():
-        loop(model, model, optimizers, [0.1, 0.1], [model.weight], common, phase, 0, 0,
-             torch.device("cpu"), None, None, SyntheticPrior(0), rank=1)
+        loop(session, common, phase, 0, 0, None, None)
 
     if fails:
         with pytest.raises(RuntimeError, match="non-finite losses in a row"):
@@ -122,8 +118,7 @@ def test_non_finite_steps_are_skipped_then_fatal(workdir, monkeypatch, bad, fail
 def without_prior(model) -> None:
     """The adversarial prior draws random real samples per process; switch it off so
     the comparison is exact (the scene losses stay on)."""
-    config = model.roi_heads.criterion.config
-    model.set_losses(replace(config, weights={**config.weights, "adversarial": 0.0}))
+    model.criterion.config = replace(model.criterion.config, adversarial=False)
 
 
 def _free_port() -> int:
@@ -148,9 +143,11 @@ def _ddp_worker(rank: int, port: int, workdir: str, out: str) -> None:
     model = tiny_model(params, variant="full", phase="finetune")
     without_prior(model)
     model.train()
-    ddp = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
-    grads = _gradients(ddp, images[rank:rank + 1], targets[rank:rank + 1])
-    grads = {name.removeprefix("module."): grad for name, grad in grads.items()}
+    # as the train stage does: the network under DDP, the criterion (body model) outside
+    model.network = torch.nn.parallel.DistributedDataParallel(model.network,
+                                                              find_unused_parameters=True)
+    grads = _gradients(model, images[rank:rank + 1], targets[rank:rank + 1])
+    grads = {name.replace("module.", ""): grad for name, grad in grads.items()}
     if rank == 0:
         torch.save(grads, out)
     dist.destroy_process_group()

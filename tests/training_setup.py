@@ -5,8 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from torch import nn
 
+from model.body import load_body_model
+from model.discriminator import build_discriminator
+from model.rcnn import ModelConfig, build_model
+from model.smpl_criterion import SMPLCriterion
+from pipelines.synthetic.poses import SyntheticPrior
+from pipelines.training import PhaseParams
+from stages.common import typed
 from stages.prepare import prepare
+from stages.train import criterion_config
 from tests.synthetic_params import tiny_params
 
 
@@ -35,3 +44,24 @@ def deterministic_sampling(monkeypatch) -> None:
     so two runs that split a batch differently sample the same boxes."""
     monkeypatch.setattr(torch, "randperm",
                         lambda n, device=None, **_: torch.arange(n, device=device))
+
+
+class Scored(nn.Module):
+    """The network and its criterion in one module, as a test wants it:
+    ``scored(images, targets) -> dict of all losses``."""
+
+    def __init__(self, network: nn.Module, criterion: SMPLCriterion) -> None:
+        super().__init__()
+        self.network, self.criterion = network, criterion
+
+    def forward(self, images, targets):
+        losses, branch = self.network(images, targets)
+        return {**losses, **self.criterion(branch, targets, tuple(images.shape[-2:]))}
+
+
+def tiny_model(params: dict, variant: str | None = None, phase: str = "pretrain") -> Scored:
+    body = load_body_model("anny")
+    network = build_model(typed(ModelConfig, params, "model"), body, seed=0)
+    discriminator = build_discriminator(body.num_joints, body.shape_dim, seed=1)
+    config = criterion_config(params, typed(PhaseParams, params, f"train.{phase}"), variant)
+    return Scored(network, SMPLCriterion(body, discriminator, SyntheticPrior(1), config))

@@ -81,7 +81,7 @@ class ReaderOptions:
             raise ValueError(f"limit must be a positive number or null, got {self.limit}")
 
 
-def parse_options(cls: type, section: dict[str, Any], where: str):
+def parse_options(cls: type, section: dict[str, Any], where: str) -> ReaderOptions:
     """Build options dataclass ``cls`` from a ``prepare.<name>`` entry (without
     ``kind``): unknown keys are errors, keys with a documented default may be left out."""
     known = {f.name: f for f in fields(cls)}

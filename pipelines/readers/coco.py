@@ -20,11 +20,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 
 from pipelines.readers.base import (
     Reader,
+    ReaderOptions,
     Record,
     SourceError,
     Tally,
@@ -39,7 +41,7 @@ class CocoReader(Reader):
     kind = "coco"
     pixel_offset = 0.5
 
-    def __init__(self, root, dataset, options, body_kind) -> None:
+    def __init__(self, root: Path, dataset: str, options: ReaderOptions, body_kind: str) -> None:
         super().__init__(root, dataset, options, body_kind)
         relative = f"annotations/person_keypoints_{options.split}.json"
         self.annotation_file = self.require(root / relative, "COCO keypoint annotations")
@@ -61,7 +63,7 @@ class CocoReader(Reader):
     def __len__(self) -> int:
         return self.limited(len(self.images))
 
-    def input_files(self):
+    def input_files(self) -> list[Path]:
         return [self.annotation_file]
 
     def records(self, tally: Tally) -> Iterator[Record]:

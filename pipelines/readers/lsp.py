@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -48,7 +49,7 @@ class LspReader(Reader):
     pixel_offset = -0.5
     image_pattern = "images/im{:04d}.jpg"
 
-    def __init__(self, root, dataset, options, body_kind) -> None:
+    def __init__(self, root: Path, dataset: str, options: ReaderOptions, body_kind: str) -> None:
         super().__init__(root, dataset, options, body_kind)
         self.annotation_file = self.require(root / "joints.mat", "joints.mat")
         self.joints, self.visible = self._load()  # [N, 14, 2], [N, 14] bool
@@ -72,7 +73,7 @@ class LspReader(Reader):
     def __len__(self) -> int:
         return self.limited(len(self.numbers))
 
-    def input_files(self):
+    def input_files(self) -> list[Path]:
         return [self.annotation_file]
 
     def records(self, tally: Tally) -> Iterator[Record]:

@@ -19,10 +19,19 @@ index ``i`` covers ``[i - 0.5, i + 0.5]`` in MATLAB, ``[i - 1, i]`` in ours).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 
-from pipelines.readers.base import MIN_BOX_POINTS, Reader, Record, SourceError, Tally, load_json
+from pipelines.readers.base import (
+    MIN_BOX_POINTS,
+    Reader,
+    ReaderOptions,
+    Record,
+    SourceError,
+    Tally,
+    load_json,
+)
 from pipelines.readers.joints import convert
 
 __all__ = ["MpiiReader"]
@@ -32,7 +41,7 @@ class MpiiReader(Reader):
     kind = "mpii"
     pixel_offset = -0.5
 
-    def __init__(self, root, dataset, options, body_kind) -> None:
+    def __init__(self, root: Path, dataset: str, options: ReaderOptions, body_kind: str) -> None:
         super().__init__(root, dataset, options, body_kind)
         self.relative = f"annot/{options.split}.json"
         self.annotation_file = self.require(root / self.relative, "the MPII annotation JSON")
@@ -49,7 +58,7 @@ class MpiiReader(Reader):
     def __len__(self) -> int:
         return self.limited(len(self.images))
 
-    def input_files(self):
+    def input_files(self) -> list[Path]:
         return [self.annotation_file]
 
     def records(self, tally: Tally) -> Iterator[Record]:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -62,7 +63,7 @@ class MuPoTSReader(Reader):
     options_type = MuPoTSOptions
     pixel_offset = 0.5
 
-    def __init__(self, root, dataset, options, body_kind) -> None:
+    def __init__(self, root: Path, dataset: str, options: ReaderOptions, body_kind: str) -> None:
         super().__init__(root, dataset, options, body_kind)
         self.folder = root / "MultiPersonTestSet"
         names = options.sequences or self._found()
@@ -104,7 +105,7 @@ class MuPoTSReader(Reader):
     def __len__(self) -> int:
         return self.limited(len(self.frames))
 
-    def input_files(self):
+    def input_files(self) -> list[Path]:
         return [self.folder / s.name / f for s in self.sequences
                 for f in ("annot.mat", "occlusion.mat")]
 
@@ -130,7 +131,7 @@ class MuPoTSReader(Reader):
 
 def _stack(cells: np.ndarray, field: str, shape: tuple[int, int]) -> np.ndarray:
     """``[F, P, 17, C]`` from each cell's ``field`` (a ``[C, 17]`` array)."""
-    def one(cell) -> np.ndarray:
+    def one(cell: np.ndarray) -> np.ndarray:
         value = np.asarray(getattr(cell[0, 0], field), dtype=np.float64)
         if value.shape != shape:
             raise ValueError(f"{field} has shape {list(value.shape)}, expected {list(shape)}")

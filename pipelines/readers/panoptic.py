@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -68,7 +69,7 @@ class PanopticReader(Reader):
     options_type = PanopticOptions
     pixel_offset = 0.5
 
-    def __init__(self, root, dataset, options, body_kind) -> None:
+    def __init__(self, root: Path, dataset: str, options: ReaderOptions, body_kind: str) -> None:
         super().__init__(root, dataset, options, body_kind)
         names = options.sequences or sorted(
             p.parent.name for p in root.glob("*/calibration_*.json")
@@ -117,7 +118,7 @@ class PanopticReader(Reader):
     def __len__(self) -> int:
         return self.limited(len(self.items))
 
-    def input_files(self):
+    def input_files(self) -> list[Path]:
         files = [self.root / s / f"calibration_{s}.json" for s in self.cameras]
         if self.options.frame_list:
             files += [self.root / s / self.options.frame_list for s in self.cameras]

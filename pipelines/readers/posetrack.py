@@ -22,10 +22,19 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 
-from pipelines.readers.base import Reader, Record, SourceError, Tally, load_json, require_keys
+from pipelines.readers.base import (
+    Reader,
+    ReaderOptions,
+    Record,
+    SourceError,
+    Tally,
+    load_json,
+    require_keys,
+)
 from pipelines.readers.joints import convert
 
 __all__ = ["PoseTrackReader"]
@@ -37,7 +46,7 @@ class PoseTrackReader(Reader):
     kind = "posetrack18"
     pixel_offset = 0.5
 
-    def __init__(self, root, dataset, options, body_kind) -> None:
+    def __init__(self, root: Path, dataset: str, options: ReaderOptions, body_kind: str) -> None:
         super().__init__(root, dataset, options, body_kind)
         folder = root / "annotations" / options.split
         self.files = sorted(folder.glob("*.json"))
@@ -62,7 +71,7 @@ class PoseTrackReader(Reader):
     def __len__(self) -> int:
         return self.limited(len(self.frames))
 
-    def input_files(self):
+    def input_files(self) -> list[Path]:
         return self.files
 
     def records(self, tally: Tally) -> Iterator[Record]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -62,7 +63,7 @@ class SpinNpzReader(Reader):
         matches the cameras JSON."""
         raise NotImplementedError
 
-    def __init__(self, root, dataset, options, body_kind) -> None:
+    def __init__(self, root: Path, dataset: str, options: ReaderOptions, body_kind: str) -> None:
         super().__init__(root, dataset, options, body_kind)
         self.annotation_file = self.require(root / options.annotations, "the annotation .npz")
         arrays = _load_npz(self.annotation_file)
@@ -80,7 +81,7 @@ class SpinNpzReader(Reader):
     def __len__(self) -> int:
         return self.limited(len(self.names))
 
-    def input_files(self):
+    def input_files(self) -> list[Path]:
         files = [self.annotation_file]
         return files + [self.root / self.options.intrinsics] if self.options.intrinsics else files
 

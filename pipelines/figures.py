@@ -1,4 +1,4 @@
-"""Figures for the report, like the paper's Figures 5 and 6.
+"""Figures for the report, like the paper's Figures 5 and 6 (drawn by the tables stage).
 
 For a few benchmark images, one PNG per image has two rows: the baseline and the full
 model. Each row shows three panels:
@@ -12,20 +12,26 @@ stands out.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
+from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from model.body import BodyModel, posed_in_camera
+from model.camera import intrinsics_matrix
 from ops.geometry import axis_angle_to_matrix
-from ops.raster import raster_depth, rasterize
+from ops.raster import front_surface, lambert, raster_depth, rasterize
 from ops.sdf import penetration_depth
+from pipelines.transforms import to_network_input
 
-__all__ = ["scene_figure", "colliding_vertices"]
+__all__ = ["scene_figure", "colliding_vertices", "comparison_figures"]
 
 _PALETTE = torch.tensor([[0.35, 0.6, 0.95], [0.95, 0.75, 0.3], [0.5, 0.85, 0.45],
                          [0.85, 0.5, 0.85], [0.4, 0.85, 0.85], [0.95, 0.55, 0.45]])
 _RED = torch.tensor([0.9, 0.05, 0.05])
+_HEADLIGHT = torch.tensor([0.0, 0.0, 1.0])  # a light at the camera, shining along +z
 
 
 def colliding_vertices(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
@@ -45,19 +51,13 @@ def _draw(vertices: torch.Tensor, faces: torch.Tensor, K: torch.Tensor, size: tu
     if vertices.shape[0] == 0:
         return (image * 255).astype(np.uint8)
     raster = rasterize(vertices, faces, K, size)
-    nearest, who = raster_depth(raster, vertices, faces).min(dim=0)
-    rows, cols = torch.isfinite(nearest).nonzero(as_tuple=True)
-    person = who[rows, cols]
-    face = raster.face_id[person, rows, cols]
-    corners = vertices[person[:, None], faces[face]]
-    normal = torch.nn.functional.normalize(
-        torch.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0], dim=-1), dim=-1)
-    shade = 0.35 + 0.65 * normal[:, 2].abs()  # light from the camera
-    colour = _PALETTE[person % len(_PALETTE)]
-    hit = colliding[person[:, None], faces[face]].any(dim=1)
+    surface = front_surface(raster, raster_depth(raster, vertices, faces), vertices, faces)
+    shade = lambert(surface.normal, _HEADLIGHT)
+    colour = _PALETTE[surface.person % len(_PALETTE)]
+    hit = colliding[surface.person[:, None], faces[surface.face]].any(dim=1)
     colour = torch.where(hit[:, None], _RED, colour) * shade[:, None]
-    image[rows.numpy(), cols.numpy()] = (0.25 * image[rows.numpy(), cols.numpy()]
-                                         + 0.75 * colour.numpy())
+    rows, cols = surface.rows.numpy(), surface.cols.numpy()
+    image[rows, cols] = 0.25 * image[rows, cols] + 0.75 * colour.numpy()
     return (image.clip(0, 1) * 255).astype(np.uint8)
 
 
@@ -73,7 +73,7 @@ def _orbit(vertices: torch.Tensor, axis: str, size: tuple[int, int]):
     extent = float(turned.reshape(-1, 3)[:, :2].abs().max()) + 0.3
     distance = 10.0
     focal = 0.45 * min(size) * distance / extent
-    K = torch.tensor([[focal, 0.0, size[1] / 2], [0.0, focal, size[0] / 2], [0.0, 0.0, 1.0]])
+    K = intrinsics_matrix(focal, size[1], size[0])
     return turned + torch.tensor([0.0, 0.0, distance]), K
 
 
@@ -95,3 +95,32 @@ def scene_figure(image: np.ndarray, K: torch.Tensor, rows: list[tuple[str, torch
                                    fill=(0, 0, 0))
         panels.append(np.asarray(strip))
     return Image.fromarray(np.concatenate(panels, axis=0))
+
+
+@torch.no_grad()
+def comparison_figures(samples: Iterable[dict], networks: dict[str, torch.nn.Module],
+                       body: BodyModel, score_threshold: float, size: tuple[int, int], folder: Path,
+                       count: int) -> list[str]:
+    """One figure per multi-person sample (the first ``count``), one row per network;
+    returns the file names written in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    empty = torch.zeros(0, int(body.faces.max()) + 1, 3)
+    written = []
+    for sample in samples:
+        if len(written) == count:
+            break
+        if sample["meta"]["num_people"] < 2:
+            continue
+        network_input = to_network_input(sample, *size)
+        K = network_input["target"]["K"]
+        rows = []
+        for name, network in networks.items():
+            det = network(network_input["image"][None], intrinsics=[K])[0]
+            keep = det["scores"] >= score_threshold  # nothing confident: an empty scene
+            rows.append((name, posed_in_camera(body, det["rotmats"][keep], det["shape"][keep],
+                                               det["transl"][keep]).vertices
+                         if keep.any() else empty))
+        picture = (network_input["image"].permute(1, 2, 0).numpy() * 255).astype("uint8")
+        scene_figure(picture, K, rows, body.faces).save(folder / f"{sample['key']}.png")
+        written.append(f"{sample['key']}.png")
+    return written

@@ -1,4 +1,4 @@
-"""The training loop shared by every phase: data stream, optimisers, checkpoints, DDP.
+"""What every training phase shares: data stream, schedule, checkpoints, DDP set-up.
 
 - **Data.** A seeded, endless stream over the training shards. Epoch e uses seed
   ``seed + e``. Under DDP each rank reads its own shards.
@@ -32,8 +32,8 @@ import torch.distributed as dist
 from pipelines.shards import read_shards
 from pipelines.transforms import collate, to_network_input
 
-__all__ = ["TrainParams", "batches", "Checkpointer", "lr_factor", "setup_distributed",
-           "split_losses", "config_hash"]
+__all__ = ["TrainParams", "PhaseParams", "batches", "Checkpointer", "lr_factor",
+           "setup_distributed", "split_losses", "config_hash"]
 
 
 @dataclass(frozen=True)
@@ -51,13 +51,24 @@ class TrainParams:
     discriminator_lr: float
     prior: str  # adversarial prior's real poses: "synthetic" or an .npz path (pipelines.priors)
     colour_noise: float  # per-channel scale in [1 - n, 1 + n]
+    min_box_size: float  # proposals this small or smaller (pixels) supervise nothing (official 5)
     log_every: int
     checkpoint_every: int
     max_bad_steps: int
 
 
+@dataclass(frozen=True)
+class PhaseParams:
+    """``train.<phase>`` section."""
+
+    iters: int
+    lr: float
+    adversarial: bool
+    keypoint_criterion: str  # l1 | mse
+
+
 ROOT = Path(__file__).resolve().parents[1]
-CODE = ("model", "ops", "pipelines", "stages/train.py", "stages/trainer.py")
+CODE = ("model", "ops", "pipelines", "stages/train.py")
 
 
 def config_hash(*parts) -> str:
@@ -135,9 +146,11 @@ class Checkpointer:
     def __init__(self, folder: Path, config_id: str) -> None:
         self.path, self.config_id = Path(folder) / "checkpoint.pt", config_id
 
-    def save(self, step: int, model, optimizers: list, prior_rng_state: dict) -> None:
+    def save(self, step: int, network: torch.nn.Module, discriminator: torch.nn.Module,
+             optimizers: list, prior_rng_state: dict) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        state = {"config": self.config_id, "step": step, "model": model.state_dict(),
+        state = {"config": self.config_id, "step": step, "network": network.state_dict(),
+                 "discriminator": discriminator.state_dict(),
                  "optimizers": [o.state_dict() for o in optimizers],
                  "torch_rng": torch.get_rng_state(), "python_rng": random.getstate(),
                  "prior_rng": prior_rng_state}

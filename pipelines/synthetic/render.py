@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from model.anny_body import AnnyBody
-from ops.raster import raster_depth, rasterize
-from pipelines.scenes import Camera
+from ops.raster import front_surface, lambert, raster_depth, rasterize
+from pipelines.synthetic.scenes import Camera
 
 __all__ = ["face_parts", "render_scene", "PARTS"]
 
@@ -101,24 +101,15 @@ def render_scene(vertices_cam: torch.Tensor, faces: torch.Tensor, parts: list[to
     image = _background(camera, rng)
     if len(vertices_cam) == 0:
         return _finish(image, rng), depths
-    front = depths.argmin(dim=0)  # [H, W]
-    covered = torch.isfinite(depths.min(dim=0).values)
-    rows, cols = covered.nonzero(as_tuple=True)
-    who = front[rows, cols]
-    face = raster.face_id[who, rows, cols]
-    corners = vertices_cam[who[:, None], faces[face]]  # [M, 3, 3]
-    normal = torch.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0], dim=-1)
-    normal = torch.nn.functional.normalize(normal, dim=-1)
-    view = torch.nn.functional.normalize(corners.mean(1), dim=-1)
-    normal = torch.where((normal * view).sum(-1, keepdim=True) > 0, -normal, normal)
+    surface = front_surface(raster, depths, vertices_cam, faces)
     light = torch.nn.functional.normalize(torch.tensor(
         [rng.uniform(-0.6, 0.6), rng.uniform(-1.0, -0.3), -1.0], dtype=torch.float32), dim=0)
-    shade = 0.35 + 0.65 * (normal @ -light).clamp(min=0)  # light shines along `light`
+    shade = lambert(surface.normal, light)
     palettes = torch.tensor(np.stack([_palette(rng) for _ in range(len(vertices_cam))]),
                             dtype=torch.float32)  # [P, 5, 3]
-    part = torch.stack(parts)[who, face]
-    colour = palettes[who, part] * shade[:, None]
-    image[rows.numpy(), cols.numpy()] = colour.numpy()
+    part = torch.stack(parts)[surface.person, surface.face]
+    colour = palettes[surface.person, part] * shade[:, None]
+    image[surface.rows.numpy(), surface.cols.numpy()] = colour.numpy()
     return _finish(image, rng), depths
 
 

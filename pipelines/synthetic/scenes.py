@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from model.anny_body import AnnyBody
-from pipelines.poses import sample_phenotype, sample_pose
+from model.camera import intrinsics_matrix
+from pipelines.synthetic.poses import sample_phenotype, sample_pose
 
 __all__ = ["Camera", "Person", "LAYOUTS", "sample_camera", "layout_people", "place_people"]
 
@@ -82,7 +83,7 @@ def sample_camera(rng: np.random.Generator, size: tuple[int, int], focal: float,
                   roll_deg: float) -> Camera:
     """A camera at a random height, with a small random pitch and roll."""
     height, width = size
-    K = torch.tensor([[focal, 0.0, width / 2], [0.0, focal, height / 2], [0.0, 0.0, 1.0]])
+    K = intrinsics_matrix(focal, width, height)
     tilt = (_rotation(2, rng.uniform(-roll_deg, roll_deg))
             @ _rotation(0, rng.uniform(-pitch_deg, pitch_deg)))
     rotation = tilt @ torch.diag(torch.tensor([1.0, -1.0, -1.0]))

@@ -29,10 +29,18 @@ import numpy as np
 import torch
 
 from model.anny_body import AnnyBody
+from model.camera import project
 from ops.collision import collision_volume
 from ops.raster import instance_map
-from pipelines.render import face_parts, render_scene
-from pipelines.scenes import LAYOUTS, Camera, Person, layout_people, place_people, sample_camera
+from pipelines.synthetic.render import face_parts, render_scene
+from pipelines.synthetic.scenes import (
+    LAYOUTS,
+    Camera,
+    Person,
+    layout_people,
+    place_people,
+    sample_camera,
+)
 
 __all__ = ["SyntheticConfig", "SplitSpec", "SceneGenerator", "split_name"]
 
@@ -118,8 +126,7 @@ class SceneGenerator:
         output = self.body(torch.stack([p.rotmats for p in placed]),
                            torch.stack([p.shape for p in placed]))
         transl = torch.stack([p.transl for p in placed])
-        pelvis_px = transl @ camera.K.T
-        pelvis_px = pelvis_px[:, :2] / pelvis_px[:, 2:]
+        pelvis_px = project(transl, camera.K)
         if not ((pelvis_px >= 0) & (pelvis_px < torch.tensor([c.width, c.height]))).all():
             return "outside"  # keep every person's centre in the picture
         vertices = output.vertices + transl[:, None]
@@ -175,8 +182,7 @@ def _boxes(depths: torch.Tensor) -> np.ndarray:
 
 def _keypoints_2d(points: torch.Tensor, depths: torch.Tensor, camera: Camera) -> np.ndarray:
     """``[P, 17, 3]`` (x, y, visible) from camera-frame joints ``[P, 17, 3]``."""
-    homogeneous = points @ camera.K.T
-    xy = homogeneous[..., :2] / homogeneous[..., 2:]
+    xy = project(points, camera.K)
     height, width = camera.size
     col, row = xy[..., 0].floor().long(), xy[..., 1].floor().long()
     inside = (col >= 0) & (col < width) & (row >= 0) & (row < height)
