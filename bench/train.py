@@ -60,6 +60,7 @@ def step_time(step: Step, data) -> float:
 def main() -> None:
     params = read_params()
     common = typed(TrainParams, params, "train.common")
+    data_phase = typed(PhaseParams, params, "train.baseline")  # both settings read its batches
     body = load_body_model(params["body_model"]["kind"])
     settings = {}
     for label, phase_name, variant in (("baseline losses", "baseline", None),
@@ -77,12 +78,12 @@ def main() -> None:
     seconds = {label: float("inf") for label in settings}
     for _ in range(ROUNDS):
         for label, step in settings.items():  # same batches for both
-            seconds[label] = min(seconds[label], step_time(step, batches(common, 0)))
+            seconds[label] = min(seconds[label], step_time(step, batches(common, data_phase, 0)))
     rows = []
     for label, step in settings.items():
-        memory = peak_extra_mb(lambda s=step: step_time(s, batches(common, 0)))
-        rows.append((label, common.batch_size / seconds[label], memory))
-    print(f"{'training step, batch ' + str(common.batch_size):28s} {'images/s':>9s} "
+        memory = peak_extra_mb(lambda s=step: step_time(s, batches(common, data_phase, 0)))
+        rows.append((label, data_phase.batch_size / seconds[label], memory))
+    print(f"{'training step, batch ' + str(data_phase.batch_size):28s} {'images/s':>9s} "
           f"{'peak extra MB':>14s} {'step time':>10s}")
     for label, speed, memory in rows:
         print(f"{label:28s} {speed:9.2f} {memory:14.0f} {rows[0][1] / speed:9.2f}x")

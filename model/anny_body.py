@@ -59,6 +59,7 @@ class AnnyBody(BodyModel):
     """
 
     name = "anny"
+    h36m_joint_source = "Anny's own joints (COCO regressor, bone heads, head-top vertex)"
 
     def __init__(self, dtype: torch.dtype = torch.float32) -> None:
         super().__init__()

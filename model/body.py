@@ -81,6 +81,7 @@ class BodyModel(nn.Module):
     rotation_names: list[str]
     faces: torch.Tensor
     joint_sets: dict[str, list[str]] = JOINT_SETS
+    h36m_joint_source: str  # where the h36m17 joints come from (reported with Table 1)
 
     def mean_shape(self) -> torch.Tensor:
         """``[S]``: the shape parameters of the average body."""
@@ -107,6 +108,11 @@ class BodyModel(nn.Module):
         if shape.shape != (batch, self.shape_dim):
             raise ValueError(f"{self.name}: shape must be [{batch}, {self.shape_dim}], "
                              f"got {list(shape.shape)}")
+        if batch == 0:  # no one to pose (an image without detections)
+            empty = rotmats.new_zeros
+            return BodyOutput(empty(0, int(self.faces.max()) + 1, 3),
+                              {name: empty(0, len(names), 3)
+                               for name, names in self.joint_sets.items()})
         vertices, joints = self._pose(rotmats, shape)
         return place_in_body_frame(vertices, joints, rotmats[:, 0], joints["h36m17"][:, 0])
 

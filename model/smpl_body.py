@@ -156,6 +156,8 @@ class SMPLBody(BodyModel):
                                  f"H36M joint regressor, got {list(regressor.shape)}")
             regressor = regressor[SPIN_H36M_ROWS]
         self.register_buffer("h36m_regressor", regressor, persistent=False)
+        self.h36m_joint_source = ("J_regressor_h36m" if regressor is not None
+                                  else "SMPL skeleton joints (no J_regressor_h36m given)")
 
     def mean_shape(self) -> torch.Tensor:
         """Zero betas: SMPL's mean shape."""

@@ -68,6 +68,8 @@ class EvalParams:
     synthetic_match_focal: float  # synthetic images: threshold x f / this (same angle)
     bootstrap_replicates: int  # resamples of the images for the intervals
     max_failed_fraction: float
+    stands_for: dict[str, str]  # benchmark -> the paper benchmark (h36m, panoptic, mupots,
+    #                             posetrack) whose tables it feeds
 
 
 class PredictionError(ValueError):
@@ -97,7 +99,7 @@ METRICS = {
     "collision_frames_matched": ("collision_matched", None),
 }
 # metrics also reported per group (layout or sequence) and as the mean over groups
-GROUPED = ("mpjpe_mm", "pck_all")
+GROUPED = ("mpjpe_mm", "pck_all", "pck_matched")
 
 
 def _check_finite(detections: dict[str, torch.Tensor]) -> None:
@@ -113,19 +115,23 @@ def image_values(detections: dict[str, torch.Tensor], target: dict[str, torch.Te
 
     Args:
         detections: ``boxes, scores, rotmats, shape, transl`` of the detections.
-        target: ``kp3d [P, 17, 4]`` (camera frame, valid flag) of the annotated people.
+        target: ``kp3d [P, 17, 4]`` (camera frame, valid flag) of the annotated people
+            (a benchmark without 3D, PoseTrack, is scored for collisions only), and
+            ``kp3d_univ`` where the benchmark has a normalised skeleton for 3DPCK
+            (MuPoTS's ``univ_annot3``, as the official script).
         K: ``[3, 3]`` intrinsics of the *original* image (matching is in its pixels).
     """
     keep = detections["scores"] >= protocol.score_threshold
     det = {k: v[keep] for k, v in detections.items()}
     _check_finite(det)
-    kp3d = target["kp3d"]
+    kp3d = target.get("kp3d", torch.zeros(0, 17, 4))
     annotated = kp3d[..., 3].bool().any(dim=-1)
     gt, valid = kp3d[annotated][..., :3], kp3d[annotated][..., 3].bool()  # [P, 17, 3], [P, 17]
+    gt_pck = target["kp3d_univ"][annotated][..., :3] if "kp3d_univ" in target else gt
     posed = posed_in_camera(body, det["rotmats"], det["shape"], det["transl"])
     pred, vertices = posed.joints["h36m17"], posed.vertices  # [Q, 17, 3], [Q, V, 3]
     matches = match_people(project(pred, K), project(gt, K), protocol.match_threshold_px)
-    values = _pck_and_depth(pred, gt, matches)
+    values = _pck_and_depth(pred, gt, gt_pck, matches)
     values.update(_mpjpe_values(pred, gt, valid))
     colliding = det["scores"] >= protocol.collision_score_threshold
     volumes = collision_volume(vertices[colliding], body.faces, grid_size=64)
@@ -136,10 +142,10 @@ def image_values(detections: dict[str, torch.Tensor], target: dict[str, torch.Te
     return values
 
 
-def _pck_and_depth(pred: torch.Tensor, gt: torch.Tensor,
+def _pck_and_depth(pred: torch.Tensor, gt: torch.Tensor, gt_pck: torch.Tensor,
                    matches: list[int | None]) -> dict[str, tuple[float, float]]:
     pairs = [(p, m) for p, m in enumerate(matches) if m is not None]
-    pck = [float(pck3d(pred[m:m + 1], gt[p:p + 1])) for p, m in pairs]
+    pck = [float(pck3d(pred[m:m + 1], gt_pck[p:p + 1])) for p, m in pairs]
     values = {"pck_all": (sum(pck), float(len(matches))),
               "pck_matched": (sum(pck), float(len(pairs))),
               "matched": (float(len(pairs)), float(len(matches)))}

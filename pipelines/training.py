@@ -1,7 +1,10 @@
 """What every training phase shares: data stream, schedule, checkpoints, DDP set-up.
 
-- **Data.** A seeded, endless stream over the training shards. Epoch e uses seed
-  ``seed + e``. Under DDP each rank reads its own shards.
+- **Data.** A seeded, endless weighted mixture of the phase's training datasets
+  (:mod:`pipelines.mixture`); under DDP each rank reads its own shards. Each sample may
+  be flipped (``flip_probability``) and, in a phase with ``crop_size``, cut to the
+  official single-person crop (:mod:`pipelines.augment`), then letterboxed with the
+  official colour noise.
 - **Optimisers.** RAdam for the detector. A separate RAdam trains the discriminator
   on the ``adv_*`` losses. The learning rate warms up linearly from a third over
   ``warmup_iters`` and then stays constant (official schedule). Gradient norms are
@@ -29,7 +32,9 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from pipelines.shards import read_shards
+from pipelines.augment import crop_person, flip_sample, random_person
+from pipelines.mixture import mixture
+from pipelines.shards import SHARDS
 from pipelines.transforms import collate, to_network_input
 
 __all__ = ["TrainParams", "PhaseParams", "batches", "Checkpointer", "lr_factor",
@@ -40,10 +45,8 @@ __all__ = ["TrainParams", "PhaseParams", "batches", "Checkpointer", "lr_factor",
 class TrainParams:
     """``train.common`` section."""
 
-    datasets: tuple[str, ...]  # training shards under data/shards/
     device: str  # auto | cpu | cuda
-    batch_size: int  # images per process (global batch = batch_size x processes)
-    input_height: int  # network input size
+    input_height: int  # network input size (whole images)
     input_width: int
     weight_decay: float
     grad_clip: float
@@ -51,6 +54,8 @@ class TrainParams:
     discriminator_lr: float
     prior: str  # adversarial prior's real poses: "synthetic" or an .npz path (pipelines.priors)
     colour_noise: float  # per-channel scale in [1 - n, 1 + n]
+    flip_probability: float  # horizontal flips (official 0.5)
+    crop_scale: float  # pretraining crops: square of this x the box's longer side (official 1.2)
     min_box_size: float  # proposals this small or smaller (pixels) supervise nothing (official 5)
     log_every: int
     checkpoint_every: int
@@ -63,8 +68,11 @@ class PhaseParams:
 
     iters: int
     lr: float
+    batch_size: int  # images per process (global batch = batch_size x processes)
     adversarial: bool
     keypoint_criterion: str  # l1 | mse
+    datasets: dict[str, float]  # training dataset -> mixture weight
+    crop_size: int | None  # None: whole images; else the official single-person crops
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,32 +105,50 @@ def setup_distributed(device: str) -> tuple[int, int, torch.device]:
     return rank, world_size, torch.device("cpu")
 
 
-def _samples(datasets: tuple[str, ...], seed: int) -> Iterator[dict]:
-    """Endless round-robin over the datasets' seeded shuffled streams."""
-    epoch = 0
-    while True:
-        streams = [iter(read_shards(Path("data/shards") / d, shuffle=True, seed=seed + epoch))
-                   for d in datasets]
-        while streams:
-            for stream in list(streams):
-                try:
-                    yield next(stream)
-                except StopIteration:
-                    streams.remove(stream)
-        epoch += 1
-
-
-def batches(params: TrainParams, seed: int, skip: int = 0) -> Iterator[tuple]:
-    """Endless network batches ``(images, targets, keys)``. The first ``skip`` batches
-    are read but not returned, so a resumed run continues where the interrupted one was."""
-    stream = _samples(params.datasets, seed)
+def batches(common: TrainParams, phase: PhaseParams, seed: int, rank: int = 0, skip: int = 0,
+            rotation_mirror: list[int] | None = None,
+            body_model: str = "anny") -> Iterator[tuple]:
+    """Endless network batches ``(images, targets, keys)`` of one phase. The first
+    ``skip`` batches are read but not returned, so a resumed run continues where the
+    interrupted one was. ``rotation_mirror``: the body model's rotation partners, for
+    flipping samples with body parameters. Body parameters of another body model than
+    ``body_model`` (Anny's, in the synthetic data, when training SMPL) are dropped."""
+    stream = mixture(phase.datasets, seed, rank, SHARDS / "train")
+    size = ((phase.crop_size, phase.crop_size) if phase.crop_size
+            else (common.input_height, common.input_width))
     for count in itertools.count():
-        samples = [next(stream) for _ in range(params.batch_size)]
+        samples = [next(stream) for _ in range(phase.batch_size)]
         if count < skip:
             continue
-        rng = np.random.default_rng([seed, count])  # colour noise of this batch
-        yield collate([to_network_input(s, params.input_height, params.input_width,
-                                        params.colour_noise, rng) for s in samples])
+        rng = np.random.default_rng([seed + rank, count])  # this batch's augmentations
+        inputs = []
+        for sample in samples:
+            sample = _augment(_own_body(sample, body_model), common, phase, rng,
+                              rotation_mirror)
+            inputs.append(to_network_input(sample, *size, common.colour_noise, rng))
+        yield collate(inputs)
+
+
+def _own_body(sample: dict, body_model: str) -> dict:
+    """The sample without body parameters made for another body model."""
+    if "rotmats" not in sample["target"] or sample["meta"].get("body_model") == body_model:
+        return sample
+    target = {k: v for k, v in sample["target"].items()
+              if k not in ("rotmats", "shape", "transl", "has_body")}
+    return {**sample, "target": target}
+
+
+def _augment(sample: dict, common: TrainParams, phase: PhaseParams, rng: np.random.Generator,
+             rotation_mirror: list[int] | None) -> dict:
+    """Flip (with ``flip_probability``) and crop one sample (in a phase with crops);
+    no random draw is made for an augmentation that is off."""
+    if common.flip_probability > 0 and rng.random() < common.flip_probability:
+        sample = flip_sample(sample, rotation_mirror)
+    if phase.crop_size:
+        person = random_person(sample, rng)
+        if person is not None:
+            sample = crop_person(sample, person, phase.crop_size, common.crop_scale)
+    return sample
 
 
 def lr_factor(step: int, warmup_iters: int) -> float:

@@ -17,7 +17,8 @@ from model.body import BodyModel, load_body_model
 
 T = TypeVar("T")
 
-__all__ = ["read_params", "from_section", "section", "typed", "BodyModelParams", "write_json"]
+__all__ = ["read_params", "from_section", "section", "typed", "BodyModelParams", "write_json",
+           "merge_into"]
 
 
 def read_params(path: str | Path = "params.yaml") -> dict[str, Any]:
@@ -82,3 +83,41 @@ def write_json(path: str | Path, data: dict[str, Any]) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     tmp.replace(path)
+
+
+def main() -> None:
+    """``python -m stages.common apply PROFILE [--params params.yaml]``: merge a params
+    profile (such as ``profiles/paper.yaml``) into params.yaml, keeping its comments."""
+    import argparse
+
+    from ruamel.yaml import YAML
+
+    parser = argparse.ArgumentParser(description="Apply a params profile to params.yaml.")
+    parser.add_argument("command", choices=["apply"])
+    parser.add_argument("profile")
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args()
+    round_trip = YAML()  # keeps comments, and numbers as written (1.0e-5 stays a float)
+    round_trip.width = 100
+    profile = round_trip.load(Path(args.profile))
+    if not isinstance(profile, dict):
+        raise ValueError(f"{args.profile}: expected a mapping of params sections")
+    document = round_trip.load(Path(args.params))
+    merge_into(document, profile)
+    with open(args.params, "w") as handle:
+        round_trip.dump(document, handle)
+    print(f"applied {args.profile} to {args.params}: {', '.join(sorted(profile))}")
+
+
+def merge_into(document: dict, overlay: dict) -> None:
+    """Merge ``overlay`` into ``document`` in place (so a round-trip document keeps its
+    comments): mappings key by key, anything else (a list, a value) replaced."""
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(document.get(key), dict):
+            merge_into(document[key], value)
+        else:
+            document[key] = value
+
+
+if __name__ == "__main__":
+    main()

@@ -2,8 +2,8 @@
 
     python -m stages.mean_pose --out models/mean_pose
 
-The mean pose and shape of the training people (``train.common.datasets``, every
-person with body parameters): each rotation, global orientation included, is the
+The mean pose and shape of the training people (every dataset of role ``train`` in
+``datasets``, every person with body parameters): each rotation, global orientation included, is the
 rotation nearest to the mean of the training rotation matrices (the chordal mean),
 and the shape is the mean shape. The evaluation places this one body at each
 annotated person's true pelvis, so its row shows what the metrics give with no image
@@ -20,11 +20,11 @@ import torch
 from tqdm import tqdm
 
 from model.io import FORMAT, VERSION, write_atomically
-from pipelines.shards import load_index, read_shards
-from stages.common import read_params, section
+from pipelines.shards import SHARDS, load_index, read_shards
+from stages.common import read_params
 
 
-def mean_body(datasets: list[str], root: Path = Path("data/shards")) -> dict:
+def mean_body(datasets: list[str], body_model: str, root: Path = SHARDS / "train") -> dict:
     """A model file (:mod:`model.io`) of kind ``mean_pose``: ``rotmats [J, 3, 3]``,
     ``shape [S]`` and the number of ``people`` averaged."""
     rotmats, shapes = [], []
@@ -33,13 +33,13 @@ def mean_body(datasets: list[str], root: Path = Path("data/shards")) -> dict:
         for sample in tqdm(read_shards(root / dataset), total=total, desc=dataset, unit="img",
                            mininterval=5.0):
             target = sample["target"]
-            if "rotmats" in target:
+            if "rotmats" in target and sample["meta"].get("body_model") == body_model:
                 known = target["has_body"].bool()
                 rotmats.append(target["rotmats"][known].double())
                 shapes.append(target["shape"][known].double())
     if not rotmats or sum(len(r) for r in rotmats) == 0:
-        raise ValueError(f"no person with body parameters in {datasets}: the mean-pose "
-                         "reference needs training data with body targets")
+        raise ValueError(f"no person with {body_model} body parameters in {datasets}: the "
+                         "mean-pose reference needs training data with body targets")
     rotmats, shapes = torch.cat(rotmats), torch.cat(shapes)
     mean = roma.special_procrustes(rotmats.mean(dim=0))  # [J, 3, 3], nearest rotations
     return {"format": FORMAT, "version": VERSION, "kind": "mean_pose",
@@ -51,7 +51,8 @@ def main() -> None:
     parser.add_argument("--out", default="models/mean_pose")
     args = parser.parse_args()
     params = read_params()
-    reference = mean_body(list(section(params, "train.common")["datasets"]))
+    reference = mean_body([name for name, role in params["datasets"].items() if role == "train"],
+                          params["body_model"]["kind"])
     out = Path(args.out)
     write_atomically(out / "model.pt", reference)
     print(f"mean pose and shape of {reference['people']} training people -> {out / 'model.pt'}")

@@ -1,7 +1,7 @@
 """Stage ``prepare@<dataset>``: turn one dataset into WebDataset shards.
 
-    python -m stages.prepare --dataset synth_train --out data/shards/synth_train
-    python -m stages.prepare --dataset coco_val --out data/shards/coco_val
+    python -m stages.prepare --dataset synth_train --out data/shards/train/synth_train
+    python -m stages.prepare --dataset coco_val --out data/shards/test/coco_val
     python -m stages.prepare --preview synth_multi --out preview.png   # look at it
     python -m stages.prepare --preview coco_val mupots --count 2 --out preview.png
 
@@ -45,7 +45,7 @@ from tqdm import tqdm
 from pipelines.preview import preview_grid
 from pipelines.readers import build_reader
 from pipelines.readers.base import Tally, load_record
-from pipelines.shards import encode_sample, read_shards, write_shards
+from pipelines.shards import SHARDS, encode_sample, find_dataset, read_shards, write_shards
 from pipelines.synthetic import SceneGenerator, SplitSpec, SyntheticConfig
 from stages.common import from_section, read_params
 
@@ -163,6 +163,9 @@ def prepare_real(dataset: str, out: Path, params: dict, shard: ShardParams) -> d
     index = write_shards(encoded(), out, dataset, shard.max_count, tally.report, inputs)
     for line in tally.lines():
         print(f"{dataset}: {line}")
+    if index["num_samples"] == 0:
+        raise RuntimeError(f"{dataset}: no samples from {reader.root} with the options "
+                           f"{options} (what was left out and why: {out / 'index.json'})")
     check_failures(dataset, index, tally, shard.max_failed_fraction, out)
     return index
 
@@ -200,11 +203,12 @@ def main(argv: list[str] | None = None) -> Any:
                         help="draw samples of prepared datasets")
     parser.add_argument("--out", required=True, help="shard folder, or the preview PNG")
     parser.add_argument("--count", type=int, default=8, help="samples of each dataset to draw")
-    parser.add_argument("--shards", default="data/shards", help="where prepared datasets are")
+    parser.add_argument("--shards", default=str(SHARDS), help="where prepared datasets are")
     args = parser.parse_args(argv)
     if args.preview:
         samples = [sample for name in args.preview
-                   for sample in islice(read_shards(Path(args.shards) / name), args.count)]
+                   for sample in islice(read_shards(find_dataset(name, Path(args.shards))),
+                                        args.count)]
         grid = preview_grid(samples)
         grid.thumbnail((2000, 2000))  # real images are large; a readable overview is enough
         grid.save(args.out)

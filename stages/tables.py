@@ -26,33 +26,34 @@ from model.io import load_network
 from ops.bootstrap import Interval, paired, replicate_weights
 from pipelines.evaluation import METRICS, EvalParams, metric_replicates, read_records
 from pipelines.figures import comparison_figures
-from pipelines.shards import read_shards
+from pipelines.shards import SHARDS, read_shards
 from pipelines.training import TrainParams
 from stages.common import BodyModelParams, from_section, read_params, section, typed, write_json
 
-# table -> (column -> (benchmark, metric, group)), our models (the first is the
-# reference the paired differences are taken against, after the mean-pose row)
+# table -> (column -> (paper benchmark, metric, group)), our models. Each evaluated
+# benchmark stands for one paper benchmark (eval.stands_for): h36m, panoptic, mupots or
+# posetrack; a table prints one block of rows per kind (synthetic, real) of benchmark.
 SPECS = {
-    "table1": ({"reconstruction_error_mm": ("synth_single", "pa_mpjpe_mm", None)},
+    "table1": ({"reconstruction_error_mm": ("h36m", "pa_mpjpe_mm", None)},
                ["mean_pose", "baseline", "full"]),
-    "table2": ({**{g: ("synth_groups", "mpjpe_mm", g)
-                   for g in ("haggling", "mafia", "ultimatum", "pizza")},
-                "mean": ("synth_groups", "mpjpe_mm", "mean")}, ["mean_pose", "baseline", "full"]),
-    "table3": ({"all": ("synth_multi", "pck_all", None),
-                "matched": ("synth_multi", "pck_matched", None)},
+    "table2": ({**{g: ("panoptic", "mpjpe_mm", g) for g in ("haggling", "mafia", "ultimatum",
+                                                            "pizza")},
+                "mean": ("panoptic", "mpjpe_mm", "mean")}, ["mean_pose", "baseline", "full"]),
+    "table3": ({"all": ("mupots", "pck_all", None), "matched": ("mupots", "pck_matched", None)},
                ["mean_pose", "baseline", "full"]),
-    "table4": ({"mupots": ("synth_multi", "collision_frames", None),
-                "posetrack": ("synth_crowd", "collision_frames", None),
-                "mupots_matched_only": ("synth_multi", "collision_frames_matched", None),
-                "posetrack_matched_only": ("synth_crowd", "collision_frames_matched", None)},
+    "table4": ({"mupots": ("mupots", "collision_frames", None),
+                "posetrack": ("posetrack", "collision_frames", None),
+                "mupots_matched_only": ("mupots", "collision_frames_matched", None),
+                "posetrack_matched_only": ("posetrack", "collision_frames_matched", None)},
                ["baseline", "no_depth", "no_collision", "full"]),
-    "table5": ({"accuracy": ("synth_multi", "depth_order_acc", None)},
+    "table5": ({"accuracy": ("mupots", "depth_order_acc", None)},
                ["baseline", "no_collision", "no_depth", "full"]),
 }
 MODEL_LABELS = {"mean_pose": "mean pose at the true root (no image)", "baseline": "baseline",
                 "full": "full (L_P + L_D)", "no_collision": "baseline + L_D (no L_P)",
                 "no_depth": "baseline + L_P (no L_D)"}
 REFERENCE = "baseline"  # paired differences are against this model
+KINDS = ("synthetic", "real")
 
 
 def load_metrics(root: Path) -> dict[str, dict[str, dict]]:
@@ -63,10 +64,26 @@ def load_metrics(root: Path) -> dict[str, dict[str, dict]]:
     return metrics
 
 
-def metric_key(metric: str, group: str | None) -> str:
+def benchmark_sets(metrics: dict, stands_for: dict[str, str]) -> dict[str, dict[str, str]]:
+    """kind -> (paper benchmark -> our benchmark of that kind evaluated for it)."""
+    sets: dict[str, dict[str, str]] = {kind: {} for kind in KINDS}
+    for benchmark, models in sorted(metrics.items()):
+        if benchmark in stands_for and models:
+            kind = next(iter(models.values()))["dataset_kind"]
+            sets[kind].setdefault(stands_for[benchmark], benchmark)
+    return sets
+
+
+def metric_key(metric: str, group: str | None, result: dict | None) -> str:
+    """The key of ``metric`` in a metrics dict: overall, the mean over groups, or the
+    group whose name contains ``group`` (a Panoptic sequence name holds its scene type)."""
     if group is None:
         return metric
-    return f"{metric}_group_mean" if group == "mean" else f"{metric}_{group}"
+    if group == "mean":
+        return f"{metric}_group_mean"
+    names = sorted(k for k in (result or {}) if k.startswith(f"{metric}_") and group in k
+                   and not k.endswith(("_lo", "_hi")))
+    return names[0] if names else f"{metric}_{group}"
 
 
 def _number(value: float, metric: str) -> str:
@@ -96,6 +113,11 @@ def paired_difference(evaluations: Path, benchmark: str, model: str, metric: str
     entry = METRICS[metric][0]
     if not keys or any(entry not in r["values"] for r in (*ours.values(), *theirs.values())):
         return None
+    if group not in (None, "mean"):
+        matching = sorted({r["group"] for r in ours.values() if group in r["group"]})
+        if not matching:
+            return None
+        group = matching[0]
     weights = replicate_weights(len(keys), replicates, seed)
     a_point, a_draws = metric_replicates([ours[k] for k in keys], weights, metric, group)
     b_point, b_draws = metric_replicates([theirs[k] for k in keys], weights, metric, group)
@@ -117,50 +139,66 @@ def difference_cell(difference: Interval | None, metric: str) -> str:
             f"{signed(difference.high)}]{' *' if shown else ''}")
 
 
-def build_table(name: str, paper: dict, metrics: dict, evaluations: Path,
-                bootstrap: tuple[int, int]) -> tuple[pd.DataFrame, str, dict]:
-    """The table (paper rows, then ours with intervals and paired differences from the
-    baseline), its note, and the paired differences (summary keys -> values)."""
+def build_table(name: str, paper: dict, metrics: dict, stands_for: dict[str, str],
+                evaluations: Path, bootstrap: tuple[int, int]) -> tuple[pd.DataFrame, str, dict]:
+    """The table (paper rows, then ours per kind of benchmark, with intervals and paired
+    differences from the baseline), its note, and the paired differences (summary keys
+    -> values)."""
     columns_spec, models = SPECS[name]
     extra = [c for c in columns_spec if c not in paper["columns"]]  # ours only (diagnostics)
     columns = paper["columns"] + extra
     differences = [f"Δ {c} vs {REFERENCE}" for c in columns]
     rows = {f"paper: {label}": [*values, *["n/a"] * len(extra), *["n/a"] * len(columns)]
             for label, values in paper["rows"].items()}
-    body_models, images, summary = set(), {}, {}
-    for model in models:
-        row, deltas = [], []
-        for column in columns:
-            benchmark, metric, group = columns_spec[column]
-            result = metrics.get(benchmark, {}).get(model)
-            row.append(cell(result, metric_key(metric, group), metric))
-            if result:
-                body_models.add(result["body_model"])
-                images[benchmark] = result["images"]
-            difference = (None if model in (REFERENCE, "mean_pose") else paired_difference(
-                evaluations, benchmark, model, metric, group, *bootstrap))
-            deltas.append("" if model in (REFERENCE, "mean_pose")
-                          else difference_cell(difference, metric))
-            if difference is not None:
-                key = f"{benchmark}.{model}.{metric_key(metric, group)}_vs_{REFERENCE}"
-                summary.update({key: round(difference.value, 3),
-                                f"{key}_lo": round(difference.low, 3),
-                                f"{key}_hi": round(difference.high, 3)})
-        rows[f"ours: {MODEL_LABELS[model]}"] = row + deltas
+    notes, summary = [], {}
+    for kind, chosen in benchmark_sets(metrics, stands_for).items():
+        if not {spec[0] for spec in columns_spec.values()} & set(chosen):
+            continue
+        seen: dict[str, dict] = {}
+        for model in models:
+            row, deltas = [], []
+            for column in columns:
+                paper_benchmark, metric, group = columns_spec[column]
+                benchmark = chosen.get(paper_benchmark)
+                result = metrics.get(benchmark, {}).get(model) if benchmark else None
+                row.append(cell(result, metric_key(metric, group, result), metric))
+                if result:
+                    seen[benchmark] = result
+                if model in (REFERENCE, "mean_pose"):
+                    deltas.append("")
+                    continue
+                difference = paired_difference(evaluations, benchmark, model, metric, group,
+                                               *bootstrap) if benchmark else None
+                deltas.append(difference_cell(difference, metric))
+                if difference is not None:
+                    key = (f"{benchmark}.{model}.{metric_key(metric, group, result)}"
+                           f"_vs_{REFERENCE}")
+                    summary.update({key: round(difference.value, 3),
+                                    f"{key}_lo": round(difference.low, 3),
+                                    f"{key}_hi": round(difference.high, 3)})
+            rows[f"ours ({kind}): {MODEL_LABELS[model]}"] = row + deltas
+        notes.append(_kind_note(kind, seen, name))
     return (pd.DataFrame.from_dict(rows, orient="index", columns=columns + differences),
-            _note(name, columns_spec, images, body_models), summary)
+            _note(name, notes), summary)
 
 
-def _note(name: str, columns_spec: dict, images: dict, body_models: set) -> str:
-    benchmarks = sorted({spec[0] for spec in columns_spec.values()})
-    sources = ", ".join(f"{b} ({images.get(b, 'n/a')} images)" for b in benchmarks)
-    note = (f"Our rows: benchmark(s) {sources} (synthetic, embedded default), body model "
-            f"{'/'.join(sorted(body_models)) or 'n/a'}. They are not comparable with the "
-            "paper's rows, which were measured on the real benchmark with SMPL. Each of our "
-            "numbers is followed by its 95 % bootstrap interval over images; the Δ columns "
-            f"give each model minus the {REFERENCE} on the same images, with a paired "
-            "bootstrap interval, starred (*) where it excludes zero: only a starred "
-            "difference is shown by this run.")
+def _kind_note(kind: str, seen: dict[str, dict], name: str) -> str:
+    sources = ", ".join(f"{b} ({r['images']} images)" for b, r in sorted(seen.items()))
+    bodies = sorted({r["body_model"] for r in seen.values()})
+    note = f"ours ({kind}): {sources or 'n/a'}, body model {'/'.join(bodies) or 'n/a'}"
+    if name == "table1":
+        joints = sorted({r.get("h36m_joints", "n/a") for r in seen.values()})
+        note += f"; H36M joints from {' / '.join(joints)}"
+    return note + "."
+
+
+def _note(name: str, notes: list[str]) -> str:
+    note = ("Our rows, by kind of benchmark: " + " ".join(notes) + " Synthetic rows stand in "
+            "for the real benchmark and are not comparable with the paper's; real rows are, "
+            "only with SMPL and the paper's training. Each of our numbers is followed by its "
+            "95 % bootstrap interval over images; the Δ columns give each model minus the "
+            f"{REFERENCE} on the same images, with a paired bootstrap interval, starred (*) "
+            "where it excludes zero: only a starred difference is shown by this run.")
     if name == "table4":
         note += (" Collisions: frames with any positive 64^3 intersection volume among the"
                  " detections scoring >= eval.collision_score_threshold. The *_matched_only"
@@ -183,7 +221,7 @@ def figures(params: dict, out: Path) -> list[str]:
     """The ``tables.figures`` models side by side on the first few multi-person images;
     the written file names (none when a model or the benchmark is missing)."""
     spec = from_section(FigureParams, {"figures": section(params, "tables.figures")}, "figures")
-    root = Path("data/shards") / spec.benchmark
+    root = SHARDS / "test" / spec.benchmark
     paths = [Path("models") / name / "model.pt" for name in spec.models]
     if not root.is_dir() or not all(path.is_file() for path in paths):
         return []
@@ -207,7 +245,8 @@ def main() -> None:
                         help="also draw baseline-vs-full figures (needs params.yaml, models)")
     args = parser.parse_args()
     params = read_params()
-    bootstrap = (typed(EvalParams, params, "eval").bootstrap_replicates, int(params["seed"]))
+    config = typed(EvalParams, params, "eval")
+    bootstrap, stands_for = (config.bootstrap_replicates, int(params["seed"])), config.stands_for
     paper = yaml.safe_load(Path(args.paper).read_text())
     metrics = load_metrics(Path(args.metrics))
     out = Path(args.out)
@@ -217,7 +256,7 @@ def main() -> None:
     summary = {f"{b}.{m}.{k}": v for b, models in metrics.items() for m, result in models.items()
                for k, v in result.items() if isinstance(v, (int, float))}
     for name in SPECS:
-        table, note, differences = build_table(name, paper[name], metrics,
+        table, note, differences = build_table(name, paper[name], metrics, stands_for,
                                                Path(args.evaluations), bootstrap)
         summary.update(differences)
         if drawn and name in ("table4", "table5"):

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import math
 import random
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from tqdm import tqdm
 
 from model.discriminator import build_discriminator
 from model.io import read_model, save_model
+from model.mirror import mirror_index
 from model.rcnn import CoherentRCNN, ModelConfig, build_model
 from model.smpl_criterion import CriterionConfig, LossWeights, SceneLosses, SMPLCriterion
 from pipelines.priors import NpzPrior, build_prior
@@ -123,7 +125,9 @@ def run(params: dict, phase_name: str, variant: str | None) -> None:
                       [phase.lr, common.discriminator_lr])
     live = (Live(f"logs/{name}", dvcyaml=False, save_dvc_exp=False, resume=start > 0)
             if rank == 0 else None)
-    loop(session, common, phase, start, seed + rank, live, checkpoints if rank == 0 else None)
+    data = batches(common, phase, seed, rank, skip=start,
+                   rotation_mirror=mirror_index(body.rotation_names), body_model=body.name)
+    loop(session, data, common, phase, start, live, checkpoints if rank == 0 else None)
     if rank == 0:
         save_model(f"models/{name}/model.pt", network, discriminator, model_config, body.name,
                    (common.input_height, common.input_width))
@@ -150,13 +154,12 @@ def resume(checkpoints: Checkpointer, name: str, network: nn.Module, discriminat
     return state["step"]
 
 
-def loop(session: Session, common: TrainParams, phase: PhaseParams, start: int, seed: int,
-         live: Live | None, checkpoints: Checkpointer | None) -> None:
-    """Run steps ``start .. phase.iters - 1``; log on ``live`` and save ``checkpoints``
-    (both ``None`` on the other DDP ranks)."""
+def loop(session: Session, data: Iterator[tuple], common: TrainParams, phase: PhaseParams,
+         start: int, live: Live | None, checkpoints: Checkpointer | None) -> None:
+    """Run steps ``start .. phase.iters - 1`` on the batches of ``data``; log on ``live``
+    and save ``checkpoints`` (both ``None`` on the other DDP ranks)."""
     session.forward.train()
     bad_in_a_row = skipped = 0
-    data = batches(common, seed, skip=start)
     device = next(session.network.parameters()).device
     progress = tqdm(range(start, phase.iters), initial=start, total=phase.iters, unit="step",
                     mininterval=5.0, disable=live is None)
@@ -189,7 +192,7 @@ def loop(session: Session, common: TrainParams, phase: PhaseParams, start: int, 
             log_step(live, step, losses, detector, skipped, session.optimizers[0])
             rate = progress.format_dict["rate"] or 0.0  # steps/s
             progress.set_postfix(loss=f"{float(detector.detach()):.3f}",
-                                 images_per_s=f"{rate * common.batch_size:.2f}", refresh=False)
+                                 images_per_s=f"{rate * phase.batch_size:.2f}", refresh=False)
         if checkpoints is not None and (step + 1) % common.checkpoint_every == 0:
             checkpoints.save(step + 1, session.network, session.discriminator,
                              session.optimizers, session.criterion.prior.rng.bit_generator.state)

@@ -124,3 +124,10 @@ def test_posed_mesh_stays_closed(anny_body):
     mesh = trimesh.Trimesh(out.vertices[0].detach().numpy(), anny_body.faces.numpy(), process=False)
     assert mesh.is_watertight
     assert np.isfinite(out.vertices.detach().numpy()).all()
+
+
+def test_empty_batch_poses_no_one(anny_body):
+    output = anny_body(torch.zeros(0, anny_body.num_joints, 3, 3), torch.zeros(0, 6))
+    assert output.vertices.shape == (0, 13718, 3)
+    assert {k: tuple(v.shape) for k, v in output.joints.items()} == {
+        "coco17": (0, 17, 3), "h36m17": (0, 17, 3), "lsp14": (0, 14, 3)}

@@ -18,7 +18,7 @@ from tests.synthetic_params import tiny_params
 CONFIG = EvalParams(models=("full",), benchmarks=("synth_multi",), score_threshold=0.05,
                     collision_score_threshold=0.5, match_threshold_px=40.0,
                     synthetic_match_focal=1500.0, bootstrap_replicates=200,
-                    max_failed_fraction=0.0)
+                    max_failed_fraction=0.0, stands_for={"synth_multi": "mupots"})
 SIZE = (80, 128)
 
 
@@ -143,7 +143,7 @@ def test_tables_show_ours_with_intervals_and_paired_differences(tmp_path, monkey
         (evaluations / f"{model}.jsonl").write_text(
             "\n".join(json.dumps(r) for r in records) + "\n")
         result = {"benchmark": "synth_multi", "model": model, "body_model": "anny",
-                  "images": 8, **summarise(records, 200, 0)}
+                  "dataset_kind": "synthetic", "images": 8, **summarise(records, 200, 0)}
         (metrics / f"{model}.json").write_text(json.dumps(result))
     monkeypatch.setattr(sys, "argv", ["tables", "--metrics", str(tmp_path / "metrics"),
                                       "--evaluations", str(tmp_path / "ev"),
@@ -151,10 +151,11 @@ def test_tables_show_ours_with_intervals_and_paired_differences(tmp_path, monkey
     tables_main()
     table3 = (tmp_path / "r" / "table3.md").read_text()
     assert "paper: Ours full (paper)" in table3 and "69.12" in table3
-    assert "ours: full (L_P + L_D)" in table3 and "60.0 [60.0, 60.0]" in table3
+    assert "ours (synthetic): full (L_P + L_D)" in table3 and "60.0 [60.0, 60.0]" in table3
     assert "Δ all vs baseline" in table3
     assert "+30.0 [+" in table3 and " *" in table3  # 60 - 30, the interval above zero
-    assert "ours: mean pose at the true root (no image)" in table3 and "n/a" in table3
+    assert "ours (synthetic): mean pose at the true root (no image)" in table3
+    assert "n/a" in table3
     assert "synth_multi (8 images)" in table3 and "body model anny" in table3
     for name in ("table1", "table2", "table4", "table5"):
         assert (tmp_path / "r" / f"{name}.csv").is_file()

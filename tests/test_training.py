@@ -13,7 +13,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from pipelines.shards import read_shards
-from pipelines.training import PhaseParams, TrainParams
+from pipelines.training import PhaseParams, TrainParams, batches
 from pipelines.transforms import collate, to_network_input
 from stages.common import typed
 from stages.train import Session, loop, run
@@ -34,7 +34,7 @@ def workdir(tmp_path_factory):
 
 def first_batch(workdir, count=2):
     samples = [to_network_input(s, 80, 128) for _, s in zip(range(count),
-               read_shards(workdir / "data/shards/synth_train"), strict=False)]
+               read_shards(workdir / "data/shards/train/synth_train"), strict=False)]
     return collate(samples)
 
 
@@ -97,7 +97,8 @@ class _Exploding(torch.nn.Module):
 def test_non_finite_steps_are_skipped_then_fatal(workdir, monkeypatch, bad, fails):
     monkeypatch.chdir(workdir)
     common = replace(typed(TrainParams, tiny_training_params(), "train.common"), max_bad_steps=3)
-    phase = PhaseParams(iters=6, lr=0.1, adversarial=False, keypoint_criterion="l1")
+    phase = PhaseParams(iters=6, lr=0.1, batch_size=2, adversarial=False,
+                        keypoint_criterion="l1", datasets={"synth_train": 1.0}, crop_size=None)
     model, discriminator = _Exploding(bad), torch.nn.Linear(1, 1)
     optimizers = [torch.optim.SGD([model.weight], lr=0.1),
                   torch.optim.SGD(discriminator.parameters(), lr=0.1)]
@@ -105,7 +106,7 @@ def test_non_finite_steps_are_skipped_then_fatal(workdir, monkeypatch, bad, fail
                       optimizers, [0.1, 0.1])
 
     def go():
-        loop(session, common, phase, 0, 0, None, None)
+        loop(session, batches(common, phase, 0), common, phase, 0, None, None)
 
     if fails:
         with pytest.raises(RuntimeError, match="non-finite losses in a row"):

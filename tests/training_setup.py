@@ -21,22 +21,22 @@ from tests.synthetic_params import tiny_params
 
 def tiny_training_params(iters: int = 4) -> dict:
     params = tiny_params(size=4)
-    params["datasets"] = ["synth_train"]
+    params["datasets"] = {"synth_train": "train"}
     params["model"].update(anchor_sizes=[8, 16, 32, 64, 128], rpn_pre_nms_train=200,
                            rpn_post_nms_train=100, rpn_pre_nms_test=100, rpn_post_nms_test=50,
                            box_batch_size_per_image=32, dropout=0.0)
-    params["train"]["common"].update(batch_size=2, input_height=80, input_width=128,
-                                     warmup_iters=2, log_every=1, checkpoint_every=2)
+    params["train"]["common"].update(input_height=80, input_width=128, warmup_iters=2,
+                                     log_every=1, checkpoint_every=2)
     for phase in ("pretrain", "baseline", "finetune"):
-        params["train"][phase]["iters"] = iters
+        params["train"][phase].update(iters=iters, batch_size=2)
     for variant in params["losses"].values():
         variant["grid"] = 16
     return params
 
 
 def prepare_tiny_shards(root: Path, params: dict) -> None:
-    """``root/data/shards/synth_train`` with 4 images."""
-    prepare("synth_train", root / "data" / "shards" / "synth_train", params)
+    """``root/data/shards/train/synth_train`` with 4 images."""
+    prepare("synth_train", root / "data" / "shards" / "train" / "synth_train", params)
 
 
 def deterministic_sampling(monkeypatch) -> None:

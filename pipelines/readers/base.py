@@ -119,6 +119,8 @@ class Record:
         K: ``[3, 3]`` intrinsics, or ``None`` for the official default camera.
         intrinsics: where ``K`` comes from ("calibrated", "solved ...", "default").
         kp3d: ``[P, 17, 4]`` h36m17, camera frame, metres, + valid flag.
+        kp3d_univ: the same joints of a normalised skeleton, where the benchmark's
+            3DPCK uses one (MuPoTS's ``univ_annot3``).
         body: ``rotmats, shape, transl, has_body`` arrays and the body model name.
         segmentations: per person a COCO segmentation (polygons or RLE), for masks.
         ignore: COCO segmentations of regions with unannotated people.
@@ -135,6 +137,7 @@ class Record:
     K: np.ndarray | None = None
     intrinsics: str = "default"
     kp3d: np.ndarray | None = None
+    kp3d_univ: np.ndarray | None = None
     body: dict[str, Any] | None = None
     segmentations: list[Any] | None = None
     ignore: list[Any] | None = None
@@ -392,4 +395,5 @@ def _sample(record: Record, image: ImageFile, boxes: np.ndarray, keep: np.ndarra
     return {"__key__": record.key, "image_bytes": image.data, "image_format": image.extension,
             "meta": meta, "boxes": boxes[keep], "kp2d": kp2d,
             "kp3d": record.kp3d[keep] if record.kp3d is not None else None,
+            "kp3d_univ": record.kp3d_univ[keep] if record.kp3d_univ is not None else None,
             "masks": masks, "ignore": ignore, "body": body}

@@ -27,5 +27,5 @@ class H36MReader(SpinNpzReader):
         match = parse_name(r"(S\d+)_([^/]+)\.(\d+)_(\d+)\.\w+$", imgname,
                            "expected S<subject>_<action>.<camera id>_<frame>.jpg")
         subject, action, camera, frame = match.groups()
-        return {"camera": f"{subject}_{camera}", "subject": subject, "action": action,
-                "frame": int(frame)}
+        return {"camera": f"{subject}_{camera}", "camera_id": camera, "subject": subject,
+                "action": action, "frame": int(frame)}

@@ -29,8 +29,8 @@ class MpiInf3dhpReader(SpinNpzReader):
         train = re.search(r"(?:^|/)(S\d+)[/_](Seq\d+)[/_].*?(?:Cam|video_)(\d+)", imgname)
         if train:
             subject, sequence, camera = train.groups()
-            return {"camera": f"{subject}_{sequence}_Cam{camera}", "subject": subject,
-                    "sequence": sequence}
+            return {"camera": f"{subject}_{sequence}_Cam{camera}", "camera_id": camera,
+                    "subject": subject, "sequence": sequence}
         test = parse_name(r"(?:^|/)(TS\d+)[/_]", imgname,
                           "expected S<s>_Seq<q>_Cam<c>..., S<s>/Seq<q>/.../video_<c>/... or "
                           "TS<n>_... / .../TS<n>/...")

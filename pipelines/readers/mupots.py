@@ -10,7 +10,8 @@ Layout under the root::
 
 A sample is a frame of TS1-TS20 (``sequences``; default: every ``TS<n>`` folder, in
 number order); every annotated person of the sequence is a person of every frame. The
-17 joints are MPI-INF-3DHP's. ``annot3`` becomes the h36m17 3D joints in metres,
+17 joints are MPI-INF-3DHP's. ``annot3`` becomes the h36m17 3D joints in metres (and
+``univ_annot3``, the height-normalised skeleton the official 3DPCK uses, ``kp3d_univ``),
 valid where ``isValidFrame`` is set; a 2D joint is visible where the frame is valid and
 ``occlusion.mat`` does not mark it occluded. Boxes come from ``annot2``.
 
@@ -52,6 +53,7 @@ class Sequence:
     name: str
     annot2: np.ndarray  # [F, P, 17, 2] our pixels
     annot3: np.ndarray  # [F, P, 17, 3] metres
+    univ: np.ndarray  # [F, P, 17, 3] metres, the height-normalised skeleton (univ_annot3)
     valid: np.ndarray  # [F, P] bool
     occluded: np.ndarray  # [F, P, 17] bool
     K: np.ndarray
@@ -89,6 +91,7 @@ class MuPoTSReader(Reader):
         try:
             annot2 = _stack(cells, "annot2", (2, 17)) + self.pixel_offset
             annot3 = _stack(cells, "annot3", (3, 17)) / 1000.0
+            univ = _stack(cells, "univ_annot3", (3, 17)) / 1000.0
             valid = np.array([[bool(np.ravel(c[0, 0].isValidFrame)[0]) for c in row]
                               for row in cells])
             occluded = np.stack([np.stack([np.ravel(o) > 0 for o in row]) for row in occlusion])
@@ -99,7 +102,7 @@ class MuPoTSReader(Reader):
         fit = (slice(None), slice(None), _FIT_JOINTS)
         K, rms = solve_intrinsics(annot3[fit][valid].reshape(-1, 3),
                                   annot2[fit][valid].reshape(-1, 2))
-        return Sequence(name, annot2, annot3, valid, occluded, K,
+        return Sequence(name, annot2, annot3, univ, valid, occluded, K,
                         f"solved from annot2/annot3 without the spine, rms {rms:.2f} px")
 
     def __len__(self) -> int:
@@ -112,9 +115,9 @@ class MuPoTSReader(Reader):
     def records(self, tally: Tally) -> Iterator[Record]:
         for index, (sequence, frame) in enumerate(self.frames[:len(self)]):
             valid = sequence.valid[frame]  # [P]
-            kp3d = np.concatenate([sequence.annot3[frame],
-                                   np.broadcast_to(valid[:, None, None], (len(valid), 17, 1))],
-                                  axis=-1)
+            flags = np.broadcast_to(valid[:, None, None], (len(valid), 17, 1))
+            kp3d = np.concatenate([sequence.annot3[frame], flags], axis=-1)
+            univ = np.concatenate([sequence.univ[frame], flags], axis=-1)
             visible = valid[:, None] & ~sequence.occluded[frame]
             kp2d = np.concatenate([sequence.annot2[frame], visible[..., None]], axis=-1)
             image = f"MultiPersonTestSet/{sequence.name}/img_{frame:06d}.jpg"
@@ -126,7 +129,8 @@ class MuPoTSReader(Reader):
                 kp2d=convert(kp2d, "mpi17", "coco17"),
                 box_points=[person[_FIT_JOINTS] for person in sequence.annot2[frame]],
                 K=sequence.K, intrinsics=sequence.intrinsics,
-                kp3d=convert(kp3d, "mpi17", "h36m17").astype(np.float32))
+                kp3d=convert(kp3d, "mpi17", "h36m17").astype(np.float32),
+                kp3d_univ=convert(univ, "mpi17", "h36m17").astype(np.float32))
 
 
 def _stack(cells: np.ndarray, field: str, shape: tuple[int, int]) -> np.ndarray:

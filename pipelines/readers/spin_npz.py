@@ -43,6 +43,11 @@ __all__ = ["SpinNpzOptions", "SpinNpzReader"]
 class SpinNpzOptions(ReaderOptions):
     annotations: str = ""  # the .npz file, relative to the root (required)
     intrinsics: str | None = None  # a cameras JSON relative to the root; None: solve
+    # A protocol's frames (Human3.6M protocol 2: S9 and S11, camera 60457274, every 5th
+    # frame); None / 1 keeps every frame of the file.
+    subjects: tuple[str, ...] | None = None
+    cameras: tuple[str, ...] | None = None  # camera ids ("60457274"; MPI-INF-3DHP: "0")
+    frame_step: int = 1  # keep frames whose 1-based number n has (n - 1) % step == 0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -75,11 +80,21 @@ class SpinNpzReader(Reader):
                               f"{self.S.shape[1]} joints; expected the same, one of "
                               f"{sorted(self.layouts)}")
         self.cameras = [self.camera(name) for name in self.names]
+        self.selected = [i for i in range(len(self.names)) if self._in_protocol(i)]
         self.K = self._intrinsics()
         self.body = self._body(arrays) if body_kind == "smpl" else None
 
+    def _in_protocol(self, index: int) -> bool:
+        """Whether frame ``index`` is one of the configured subjects, cameras and steps."""
+        fields, options = self.cameras[index], self.options
+        if options.subjects is not None and fields.get("subject") not in options.subjects:
+            return False
+        if options.cameras is not None and fields.get("camera_id") not in options.cameras:
+            return False
+        return (fields.get("frame", 1) - 1) % options.frame_step == 0
+
     def __len__(self) -> int:
-        return self.limited(len(self.names))
+        return self.limited(len(self.selected))
 
     def input_files(self) -> list[Path]:
         files = [self.annotation_file]
@@ -114,7 +129,8 @@ class SpinNpzReader(Reader):
 
     def records(self, tally: Tally) -> Iterator[Record]:
         source = str(self.annotation_file.relative_to(self.root))
-        for index in range(len(self)):
+        tally.add("filtered", "not_in_protocol", source, len(self.names) - len(self.selected))
+        for index in self.selected[:len(self)]:
             labelled = self.part[index, :, 2] > 0
             if labelled.sum() < MIN_BOX_POINTS:
                 tally.add("skipped_people", "too_few_keypoints", f"{source}#{index}")

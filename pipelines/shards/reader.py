@@ -69,6 +69,7 @@ def decode_sample(sample: dict[str, Any]) -> dict[str, Any]:
         ``boxes [P, 4]``, ``labels [P]`` (1 = person), ``keypoints [P, 17, 3]``, ``K [3, 3]``
         and, when present, ``masks [H, W]`` (instance ids), ``kp3d [P, 17, 4]``,
         ``rotmats [P, J, 3, 3]``, ``shape [P, S]``, ``transl [P, 3]``, ``has_body [P]``,
+        ``kp3d_univ [P, 17, 4]`` (MuPoTS's height-normalised skeleton, for 3DPCK),
         and ``ignore [H, W]`` bool (regions with unannotated people: COCO crowds,
         PoseTrack ignore regions).
     """
@@ -112,6 +113,9 @@ def decode_sample(sample: dict[str, Any]) -> dict[str, Any]:
             raise ShardFormatError(f"{key}: ignore.png must be a {height}x{width} mask, got "
                                    f"{list(ignore.shape)}")
         target["ignore"] = torch.from_numpy(ignore > 0)
+    if "kp3d_univ.npy" in sample:
+        target["kp3d_univ"] = torch.from_numpy(
+            _array(sample, "kp3d_univ.npy", (num_people, 17, 4), key))
     if "kp3d.npy" in sample:
         target["kp3d"] = torch.from_numpy(_array(sample, "kp3d.npy", (num_people, 17, 4), key))
     if "body.npz" in sample:

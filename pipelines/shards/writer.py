@@ -67,6 +67,8 @@ def encode_sample(sample: dict[str, Any]) -> dict[str, Any]:
         fields["masks.png"] = _png(sample["masks"].astype(np.uint8))
     if sample.get("ignore") is not None:
         fields["ignore.png"] = _png(sample["ignore"].astype(np.uint8))
+    if sample.get("kp3d_univ") is not None:
+        fields["kp3d_univ.npy"] = _npy(sample["kp3d_univ"].astype(np.float32))
     if sample.get("kp3d") is not None:
         fields["kp3d.npy"] = _npy(sample["kp3d"].astype(np.float32))
     if sample.get("body") is not None:
