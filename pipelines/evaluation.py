@@ -41,6 +41,7 @@ from model.body import BodyModel, posed_in_camera
 from model.camera import project
 from ops.bootstrap import Interval, group_mean, interval, ratio, replicate_weights
 from ops.collision import collision_volume
+from ops.detection import ap_replicates, average_precision
 from ops.metrics import (
     H36M_EVAL_JOINTS,
     count_collisions,
@@ -53,7 +54,8 @@ from ops.metrics import (
 )
 
 __all__ = ["EvalParams", "Protocol", "PredictionError", "image_values", "summarise", "METRICS",
-           "GROUPED", "metric_replicates", "flat", "write_records", "read_records"]
+           "GROUPED", "metric_replicates", "flat", "write_records", "read_records",
+           "detection_summary"]
 
 
 @dataclass(frozen=True)
@@ -212,7 +214,7 @@ def summarise(records: list[dict], replicates: int, seed: int) -> dict[str, floa
     for metric in GROUPED:
         wanted += [(metric, g, f"{metric}_{g}") for g in groups]
         wanted.append((metric, "mean", f"{metric}_group_mean"))
-    result: dict[str, float] = {}
+    result: dict[str, float] = detection_summary(records, weights)
     for metric, group, key in wanted:
         if any(METRICS[metric][0] not in r["values"] for r in records):
             continue  # a protocol this benchmark's records do not have
@@ -222,6 +224,20 @@ def summarise(records: list[dict], replicates: int, seed: int) -> dict[str, floa
         value = interval(point, draws)
         result.update(flat(key, value, integer=METRICS[metric][1] is None))
     return result
+
+
+def detection_summary(records: list[dict], weights: np.ndarray) -> dict[str, float]:
+    """``ap50`` (%, COCO-style, :mod:`ops.detection`) with its bootstrap bounds, when the
+    records carry their detections."""
+    if not records or any("detection" not in r for r in records):
+        return {}
+    images = [(np.array(r["detection"]["scores"], dtype=float),
+               np.array(r["detection"]["tp"], dtype=bool)) for r in records]
+    counts = np.array([r["detection"]["gt"] for r in records], dtype=float)
+    point = average_precision(images, counts)
+    if not np.isfinite(point):
+        return {}
+    return flat("ap50", interval(point, ap_replicates(images, counts, weights)).scaled(100.0))
 
 
 def flat(key: str, value: Interval, integer: bool = False) -> dict[str, float]:

@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from model.body import BodyModel
 from model.io import load_network, read_model
+from ops.detection import match_detections
 from pipelines.evaluation import (
     EvalParams,
     PredictionError,
@@ -84,12 +85,17 @@ def evaluate_sample(sample: dict, model: torch.nn.Module | dict, body: BodyModel
     protocol = Protocol(config.score_threshold, config.collision_score_threshold,
                         match_threshold(config, synthetic, original_K))
     values = image_values(detections, sample["target"], original_K, body, protocol)
+    kept = detections["scores"] >= config.score_threshold
+    scores = detections["scores"][kept]
+    tp = match_detections(detections["boxes"][kept], scores, network_input["target"]["boxes"])
     meta = sample["meta"]
     return {"key": sample["key"], "group": str(meta.get("layout", meta.get("sequence", "all"))),
             "people": int(len(sample["target"]["boxes"]) if "kp3d" not in sample["target"]
                           else (sample["target"]["kp3d"][..., 3] > 0).any(-1).sum()),
-            "detections": int((detections["scores"] >= config.score_threshold).sum()),
-            "values": values}
+            "detections": int(kept.sum()), "values": values,
+            "detection": {"scores": [round(float(s), 6) for s in scores],
+                          "tp": tp.astype(int).tolist(),
+                          "gt": len(network_input["target"]["boxes"])}}
 
 
 def evaluate_samples(samples: Iterable[dict], model: torch.nn.Module | dict, body: BodyModel,

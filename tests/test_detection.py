@@ -1,0 +1,102 @@
+"""AP50 against pycocotools' COCOeval on random detections, and its bootstrap."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+
+import numpy as np
+import pytest
+import torch
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+
+from ops.bootstrap import replicate_weights
+from ops.detection import ap_replicates, average_precision, match_detections
+
+
+def random_scene(rng: np.random.Generator, images: int = 15):
+    """Ground-truth boxes and noisy detections (some duplicates, some misses)."""
+    scenes = []
+    for _ in range(images):
+        gt = []
+        for _ in range(rng.integers(0, 5)):
+            x, y = rng.uniform(0, 300, 2)
+            w, h = rng.uniform(20, 80, 2)
+            gt.append([x, y, x + w, y + h])
+        detections, scores = [], []
+        for box in gt:
+            for _ in range(rng.integers(0, 3)):  # missed, found, or found twice
+                noisy = np.array(box) + rng.normal(0, 8, 4)
+                detections.append([*np.minimum(noisy[:2], noisy[2:] - 1), *noisy[2:]])
+                scores.append(rng.uniform(0.05, 1))
+        for _ in range(rng.integers(0, 3)):  # false alarms
+            x, y = rng.uniform(0, 300, 2)
+            detections.append([x, y, x + 40, y + 60])
+            scores.append(rng.uniform(0.05, 0.6))
+        scenes.append((np.array(gt).reshape(-1, 4), np.array(detections).reshape(-1, 4),
+                       np.round(np.array(scores), 2)))  # rounded: ties happen
+    return scenes
+
+
+def coco_ap50(scenes) -> float:
+    """The reference: pycocotools on the same boxes."""
+    images, annotations, results = [], [], []
+    for index, (gt, detections, scores) in enumerate(scenes, start=1):
+        images.append({"id": index, "width": 400, "height": 400})
+        for box in gt:
+            annotations.append({"id": len(annotations) + 1, "image_id": index, "category_id": 1,
+                                "bbox": [box[0], box[1], box[2] - box[0], box[3] - box[1]],
+                                "area": float((box[2] - box[0]) * (box[3] - box[1])),
+                                "iscrowd": 0})
+        for box, score in zip(detections, scores, strict=True):
+            results.append({"image_id": index, "category_id": 1, "score": float(score),
+                            "bbox": [box[0], box[1], box[2] - box[0], box[3] - box[1]]})
+    with contextlib.redirect_stdout(io.StringIO()):
+        truth = COCO()
+        truth.dataset = {"images": images, "annotations": annotations,
+                         "categories": [{"id": 1, "name": "person"}]}
+        truth.createIndex()
+        evaluation = COCOeval(truth, truth.loadRes(results), "bbox")
+        evaluation.evaluate()
+        evaluation.accumulate()
+        evaluation.summarize()
+    return float(evaluation.stats[1])
+
+
+def ours(scenes):
+    images, counts = [], []
+    for gt, detections, scores in scenes:
+        tp = match_detections(torch.tensor(detections), torch.tensor(scores), torch.tensor(gt))
+        images.append((scores, tp))
+        counts.append(len(gt))
+    return images, np.array(counts, dtype=float)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_ap50_equals_pycocotools(seed):
+    scenes = random_scene(np.random.default_rng(seed))
+    images, counts = ours(scenes)
+    assert average_precision(images, counts) == pytest.approx(coco_ap50(scenes), abs=1e-9)
+
+
+def test_perfect_and_empty_detectors():
+    gt = np.array([[0, 0, 10, 20], [50, 50, 70, 90]], dtype=float)
+    perfect = [(gt, gt, np.array([0.9, 0.8]))]
+    images, counts = ours(perfect)
+    assert average_precision(images, counts) == 1.0
+    images, counts = ours([(gt, np.zeros((0, 4)), np.zeros(0))])
+    assert average_precision(images, counts) == 0.0
+
+
+def test_bootstrap_replicates_weight_images_consistently():
+    scenes = random_scene(np.random.default_rng(7), images=12)
+    images, counts = ours(scenes)
+    weights = replicate_weights(12, 30, seed=0)
+    draws = ap_replicates(images, counts, weights)
+    for row, value in zip(weights[:5], draws[:5], strict=False):
+        resampled = [scene for index, scene in enumerate(scenes) for _ in range(int(row[index]))]
+        images_r, counts_r = ours(resampled)
+        assert value == pytest.approx(average_precision(images_r, counts_r), abs=1e-9)
+    ones = ap_replicates(images, counts, np.ones((1, 12)))
+    assert ones[0] == pytest.approx(average_precision(images, counts))
