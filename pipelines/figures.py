@@ -26,9 +26,10 @@ from ops.raster import front_surface, lambert, raster_depth, rasterize
 from ops.sdf import penetration_depth
 from pipelines.transforms import to_network_input
 
-__all__ = ["scene_figure", "colliding_vertices", "comparison_figures"]
+__all__ = ["scene_figure", "colliding_vertices", "comparison_figures", "draw_people",
+           "PALETTE"]
 
-_PALETTE = torch.tensor([[0.35, 0.6, 0.95], [0.95, 0.75, 0.3], [0.5, 0.85, 0.45],
+PALETTE = torch.tensor([[0.35, 0.6, 0.95], [0.95, 0.75, 0.3], [0.5, 0.85, 0.45],
                          [0.85, 0.5, 0.85], [0.4, 0.85, 0.85], [0.95, 0.55, 0.45]])
 _RED = torch.tensor([0.9, 0.05, 0.05])
 _HEADLIGHT = torch.tensor([0.0, 0.0, 1.0])  # a light at the camera, shining along +z
@@ -44,16 +45,18 @@ def colliding_vertices(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Ten
     return inside
 
 
-def _draw(vertices: torch.Tensor, faces: torch.Tensor, K: torch.Tensor, size: tuple[int, int],
-          colliding: torch.Tensor, background: np.ndarray) -> np.ndarray:
-    """Shaded people (person colours, colliding faces red) over ``background [H, W, 3]``."""
+def draw_people(vertices: torch.Tensor, faces: torch.Tensor, K: torch.Tensor,
+                size: tuple[int, int], colliding: torch.Tensor,
+                background: np.ndarray) -> np.ndarray:
+    """Shaded people seen through ``K`` (person colours, faces touching a ``colliding
+    [P, V]`` vertex red) over ``background [H, W, 3]`` uint8; returns the picture."""
     image = background.astype(np.float32) / 255.0
     if vertices.shape[0] == 0:
         return (image * 255).astype(np.uint8)
     raster = rasterize(vertices, faces, K, size)
     surface = front_surface(raster, raster_depth(raster, vertices, faces), vertices, faces)
     shade = lambert(surface.normal, _HEADLIGHT)
-    colour = _PALETTE[surface.person % len(_PALETTE)]
+    colour = PALETTE[surface.person % len(PALETTE)]
     hit = colliding[surface.person[:, None], faces[surface.face]].any(dim=1)
     colour = torch.where(hit[:, None], _RED, colour) * shade[:, None]
     rows, cols = surface.rows.numpy(), surface.cols.numpy()
@@ -85,10 +88,10 @@ def scene_figure(image: np.ndarray, K: torch.Tensor, rows: list[tuple[str, torch
     panels = []
     for label, vertices in rows:
         colliding = colliding_vertices(vertices, faces)
-        row = [_draw(vertices, faces, K, (height, width), colliding, image)]
+        row = [draw_people(vertices, faces, K, (height, width), colliding, image)]
         for axis in ("top", "side"):
             turned, view = _orbit(vertices, axis, (height, width))
-            row.append(_draw(turned, faces, view, (height, width), colliding, grey))
+            row.append(draw_people(turned, faces, view, (height, width), colliding, grey))
         strip = Image.fromarray(np.concatenate(row, axis=1))
         ImageDraw.Draw(strip).text((4, 4), f"{label}: input | top | side "
                                            f"({int(colliding.any(1).sum())} colliding people)",
