@@ -37,7 +37,7 @@ class Step:
     def __init__(self, network, criterion) -> None:
         self.network, self.criterion = network.train(), criterion
         parameters = [*network.parameters(), *criterion.discriminator.parameters()]
-        self.optimizer = torch.optim.RAdam(parameters, lr=1e-4)
+        self.optimizer = torch.optim.RAdam(parameters, lr=1e-4, foreach=True)
 
     def __call__(self, images, targets) -> None:
         losses, branch = self.network(images, targets)

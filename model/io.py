@@ -23,7 +23,7 @@ from model.rcnn import CoherentRCNN, ModelConfig, build_model
 
 __all__ = ["FORMAT", "VERSION", "save_model", "read_model", "load_network"]
 
-FORMAT, VERSION = "crmh-model", 1
+FORMAT, VERSION = "crmh-model", 2  # 2: fpn_channels, head_channels, precision
 
 
 def save_model(path: str | Path, network: CoherentRCNN, discriminator: torch.nn.Module,

@@ -17,6 +17,7 @@ scores, rotmats, shape, cam and the full-image translation (``transl``).
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from dataclasses import dataclass
 from functools import partial
 
@@ -29,10 +30,12 @@ from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHe
 from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.roi_heads import RoIHeads, fastrcnn_loss
 from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
-from torchvision.ops import MultiScaleRoIAlign
+from torchvision.ops import FeaturePyramidNetwork, MultiScaleRoIAlign
+from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
 from model.body import BodyModel
 from model.camera import predicted_translations
+from model.precision import reduced_precision
 from model.smpl_head import SMPLHead
 
 __all__ = ["ModelConfig", "CoherentRCNN", "SMPLRoIHeads", "BranchOutput", "build_model"]
@@ -43,6 +46,9 @@ class ModelConfig:
     """``model`` section of params.yaml."""
 
     backbone: str  # resnet18 | resnet34 | resnet50 (the paper: resnet50)
+    fpn_channels: int  # FPN, RPN and box-head width (the paper: 256)
+    head_channels: int  # SMPL-branch convolution width (the paper: 256)
+    precision: str  # fp32 | bf16: backbone and SMPL-branch convolutions (the paper: fp32)
     imagenet_weights: bool  # needs torchvision's weight file in the torch hub cache
     trainable_layers: int  # ResNet stages trained (5 = all; the paper: 3 with frozen BN)
     anchor_sizes: tuple[int, ...]  # one per FPN level
@@ -127,9 +133,10 @@ class CoherentRCNN(nn.Module):
     size ``[B, 3, H, W]`` (the data transforms letterbox them), normalised here."""
 
     def __init__(self, backbone: nn.Module, rpn: RegionProposalNetwork,
-                 roi_heads: SMPLRoIHeads) -> None:
+                 roi_heads: SMPLRoIHeads, precision: str = "fp32") -> None:
         super().__init__()
         self.backbone, self.rpn, self.roi_heads = backbone, rpn, roi_heads
+        self.precision = precision
         self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
 
@@ -144,7 +151,9 @@ class CoherentRCNN(nn.Module):
         if not self.training and intrinsics is None:
             raise ValueError("CoherentRCNN: evaluation needs each image's intrinsics")
         normalised = (images - self.mean) / self.std
-        features = self.backbone(normalised)
+        with reduced_precision(self.precision, images.device.type):
+            features = self.backbone(normalised)
+        features = OrderedDict((name, value.float()) for name, value in features.items())
         image_list = ImageList(normalised, [tuple(images.shape[-2:])] * images.shape[0])
         proposals, rpn_losses = self.rpn(image_list, features, targets)
         output = self.roi_heads(features, proposals, image_list.image_sizes, targets, intrinsics)
@@ -155,6 +164,18 @@ class CoherentRCNN(nn.Module):
 
 
 def _backbone(config: ModelConfig) -> nn.Module:
+    """torchvision's ResNet-FPN, with an FPN of ``config.fpn_channels`` channels."""
+    backbone = _resnet_fpn(config)
+    if config.fpn_channels != backbone.out_channels:
+        # torchvision fixes its FPN at 256 channels; a narrower one is the same module
+        in_channels = [block[0].in_channels for block in backbone.fpn.inner_blocks]
+        backbone.fpn = FeaturePyramidNetwork(in_channels, config.fpn_channels,
+                                             extra_blocks=LastLevelMaxPool())
+        backbone.out_channels = config.fpn_channels
+    return backbone
+
+
+def _resnet_fpn(config: ModelConfig) -> nn.Module:
     weights = None
     if config.imagenet_weights:
         from torchvision.models import get_model_weights
@@ -189,7 +210,8 @@ def build_model(config: ModelConfig, body: BodyModel, seed: int) -> CoherentRCNN
     levels = ["0", "1", "2", "3"]
     head = SMPLHead(backbone.out_channels, body.num_joints, body.mean_shape(),
                     bounded_shape=body.name == "anny", iterations=config.regressor_iterations,
-                    dropout=config.dropout)
+                    dropout=config.dropout, channels=config.head_channels,
+                    precision=config.precision)
     roi_heads = SMPLRoIHeads(
         MultiScaleRoIAlign(levels, 7, 2), TwoMLPHead(backbone.out_channels * 49, 1024),
         FastRCNNPredictor(1024, 2),
@@ -199,4 +221,4 @@ def build_model(config: ModelConfig, body: BodyModel, seed: int) -> CoherentRCNN
         bbox_reg_weights=None, score_thresh=0.05, nms_thresh=0.5,
         detections_per_img=config.detections_per_image,
         smpl_roi_pool=MultiScaleRoIAlign(levels, 14, 2), smpl_head=head)
-    return CoherentRCNN(backbone, rpn, roi_heads)
+    return CoherentRCNN(backbone, rpn, roi_heads, config.precision)

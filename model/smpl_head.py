@@ -1,7 +1,8 @@
 """The SMPL branch: RoI features -> body rotations, shape and a per-box camera.
 
-As in the official code: 4 x [3x3 conv 256 -> norm -> ReLU] on 14x14 RoIAlign features
-(the last conv with stride 2, so 14 -> 7), 7x7 average pooling to a 256-d feature, then
+As in the official code: 4 x [3x3 conv -> norm -> ReLU] on 14x14 RoIAlign features (the
+last conv with stride 2, so 14 -> 7; 256 channels officially, ``channels`` here), 7x7
+average pooling to a feature vector, then
 an HMR-style iterative regressor. It runs 3 iterations with shared weights:
 ``[feature, params] -> FC 1024 -> ReLU -> Dropout -> FC 1024 -> ReLU -> Dropout -> FC``,
 added to the params. The params are J 6D rotations, S shape values and the camera
@@ -19,6 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from model.precision import reduced_precision
 from ops.geometry import matrix_to_rot6d, rot6d_to_matrix
 
 __all__ = ["SMPLHead", "SMPLPrediction"]
@@ -46,19 +48,24 @@ class SMPLHead(nn.Module):
         bounded_shape: shape values live in [0, 1] (regress logits, then a sigmoid).
         iterations: regressor iterations (official: 3).
         dropout: dropout probability in the regressor (official: 0.5).
+        channels: width of the convolutions (official: 256).
+        precision: "fp32" or "bf16" (:mod:`model.precision`) for the convolutions.
     """
 
     def __init__(self, in_channels: int, num_joints: int, mean_shape: torch.Tensor,
-                 bounded_shape: bool, iterations: int = 3, dropout: float = 0.5) -> None:
+                 bounded_shape: bool, iterations: int = 3, dropout: float = 0.5,
+                 channels: int = 256, precision: str = "fp32") -> None:
         super().__init__()
         self.num_joints, self.shape_dim = num_joints, mean_shape.numel()
         self.iterations, self.bounded_shape = iterations, bounded_shape
-        self.features = nn.Sequential(_conv_block(in_channels, 256, 1), _conv_block(256, 256, 1),
-                                      _conv_block(256, 256, 1), _conv_block(256, 256, 2),
-                                      nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.precision = precision
+        self.features = nn.Sequential(
+            _conv_block(in_channels, channels, 1), _conv_block(channels, channels, 1),
+            _conv_block(channels, channels, 1), _conv_block(channels, channels, 2),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten())
         num_params = num_joints * 6 + self.shape_dim + 3
         self.regressor = nn.Sequential(
-            nn.Linear(256 + num_params, 1024), nn.ReLU(inplace=True), nn.Dropout(dropout),
+            nn.Linear(channels + num_params, 1024), nn.ReLU(inplace=True), nn.Dropout(dropout),
             nn.Linear(1024, 1024), nn.ReLU(inplace=True), nn.Dropout(dropout),
             nn.Linear(1024, num_params))
         nn.init.xavier_uniform_(self.regressor[-1].weight, gain=0.01)
@@ -73,7 +80,8 @@ class SMPLHead(nn.Module):
 
     def forward(self, roi_features: torch.Tensor) -> SMPLPrediction:
         """``roi_features [N, C, 14, 14]`` -> :class:`SMPLPrediction` for N boxes."""
-        feature = self.features(roi_features)  # [N, 256]
+        with reduced_precision(self.precision, roi_features.device.type):
+            feature = self.features(roi_features).float()  # [N, channels]
         params = self.init_params.expand(feature.shape[0], -1)
         for _ in range(self.iterations):
             params = params + self.regressor(torch.cat([feature, params], dim=1))

@@ -160,6 +160,8 @@ def loop(session: Session, data: Iterator[tuple], common: TrainParams, phase: Ph
     and save ``checkpoints`` (both ``None`` on the other DDP ranks)."""
     session.forward.train()
     bad_in_a_row = skipped = 0
+    # how many steps the scene losses act on (non-zero), logged as train/active_<loss>
+    active = {name: 0 for name in ("loss_collision", "loss_depth_order")}
     device = next(session.network.parameters()).device
     progress = tqdm(range(start, phase.iters), initial=start, total=phase.iters, unit="step",
                     mininterval=5.0, disable=live is None)
@@ -183,13 +185,17 @@ def loop(session: Session, data: Iterator[tuple], common: TrainParams, phase: Ph
                 raise RuntimeError(f"{bad_in_a_row} non-finite losses in a row at step {step}")
             continue
         bad_in_a_row = 0
+        for name in active:
+            active[name] += int(name in losses and float(losses[name].detach()) > 0)
         (detector + adversary).backward()
         torch.nn.utils.clip_grad_norm_(session.network.parameters(), common.grad_clip)
         torch.nn.utils.clip_grad_norm_(session.discriminator.parameters(), common.grad_clip)
         for optimizer in session.optimizers:
             optimizer.step()
         if live is not None and (step % common.log_every == 0 or step == phase.iters - 1):
-            log_step(live, step, losses, detector, skipped, session.optimizers[0])
+            log_step(live, step, losses, detector, {"skipped_steps": skipped, **{
+                f"active_{name[5:]}": count for name, count in active.items()}},
+                session.optimizers[0])
             rate = progress.format_dict["rate"] or 0.0  # steps/s
             progress.set_postfix(loss=f"{float(detector.detach()):.3f}",
                                  images_per_s=f"{rate * phase.batch_size:.2f}", refresh=False)
@@ -199,12 +205,13 @@ def loop(session: Session, data: Iterator[tuple], common: TrainParams, phase: Ph
 
 
 def log_step(live: Live, step: int, losses: dict[str, torch.Tensor], total: torch.Tensor,
-             skipped: int, optimizer: torch.optim.Optimizer) -> None:
+             counts: dict[str, int], optimizer: torch.optim.Optimizer) -> None:
     live.step = step
     for key, value in losses.items():
         live.log_metric(f"train/{key}", round(float(value.detach()), 6))
     live.log_metric("train/total", round(float(total.detach()), 6))
-    live.log_metric("train/skipped_steps", skipped)
+    for name, count in counts.items():  # steps so far (this run): skipped, scene losses on
+        live.log_metric(f"train/{name}", count)
     live.log_metric("train/lr", optimizer.param_groups[0]["lr"])
     live.next_step()
 

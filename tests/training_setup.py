@@ -24,7 +24,8 @@ def tiny_training_params(iters: int = 4) -> dict:
     params["datasets"] = {"synth_train": "train"}
     params["model"].update(anchor_sizes=[8, 16, 32, 64, 128], rpn_pre_nms_train=200,
                            rpn_post_nms_train=100, rpn_pre_nms_test=100, rpn_post_nms_test=50,
-                           box_batch_size_per_image=32, dropout=0.0)
+                           box_batch_size_per_image=32, dropout=0.0,
+                           precision="fp32")  # exact gradient comparisons; bf16: test_precision
     params["train"]["common"].update(input_height=80, input_width=128, warmup_iters=2,
                                      log_every=1, checkpoint_every=2)
     for phase in ("pretrain", "baseline", "finetune"):
