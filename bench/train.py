@@ -1,15 +1,23 @@
-"""Training-step speed and memory, with and without the scene losses.
+"""Training-step speed and memory: the previous CPU profile, the default, and the default
+with the scene losses.
 
-Runs the default network (params.yaml ``model``, with the trained baseline weights
-when they exist) on the same batches of the default training shards (``make repro``
-must have prepared them), with the baseline losses and then with the full fine-tune
-losses (interpenetration + depth order). Prints images/s, peak extra resident memory,
-and the step time relative to the baseline. The issue-5 target is that the scene
-losses add at most 50 % to a CPU training step.
+Runs on the same batches of the default training shards (``make repro`` must have
+prepared them) with the baseline losses:
+
+1. the previous CPU profile (before issue 13: float32, FPN and SMPL-branch convolutions
+   256 wide, as the paper), fresh weights;
+2. the default profile (params.yaml ``model``), with the trained baseline weights when
+   they exist (a trained detector proposes more positives, so this row is the slower
+   case);
+3. the default profile with the full fine-tune losses (interpenetration + depth order).
+
+Prints images/s, peak extra resident memory and the speed relative to row 1. Targets:
+row 2 at least 3x row 1 (issue 13); row 3 at most 1.5x row 2's step time (issue 5).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -28,6 +36,7 @@ from stages.train import criterion_config
 
 STEPS = 8
 TRAINED = "models/baseline/model.pt"  # used when `make repro` has made it
+PREVIOUS_PROFILE = {"fpn_channels": 256, "head_channels": 256, "precision": "fp32"}
 ROUNDS = 2  # the two settings alternate, and each keeps its fastest round (less noise)
 
 
@@ -37,7 +46,7 @@ class Step:
     def __init__(self, network, criterion) -> None:
         self.network, self.criterion = network.train(), criterion
         parameters = [*network.parameters(), *criterion.discriminator.parameters()]
-        self.optimizer = torch.optim.RAdam(parameters, lr=1e-4, foreach=True)
+        self.optimizer = torch.optim.RAdam(parameters, lr=1e-4)
 
     def __call__(self, images, targets) -> None:
         losses, branch = self.network(images, targets)
@@ -62,19 +71,23 @@ def main() -> None:
     common = typed(TrainParams, params, "train.common")
     data_phase = typed(PhaseParams, params, "train.baseline")  # both settings read its batches
     body = load_body_model(params["body_model"]["kind"])
+    config = typed(ModelConfig, params, "model")
+    previous = dataclasses.replace(config, **PREVIOUS_PROFILE)
     settings = {}
-    for label, phase_name, variant in (("baseline losses", "baseline", None),
-                                       ("+ scene losses (full)", "finetune", "full")):
-        network = build_model(typed(ModelConfig, params, "model"), body, 0)
+    for label, model_config, phase_name, variant in (
+            ("previous profile (fp32, 256)", previous, "baseline", None),
+            ("default profile", config, "baseline", None),
+            ("default + scene losses (full)", config, "finetune", "full")):
+        network = build_model(model_config, body, 0)
         discriminator = build_discriminator(body.num_joints, body.shape_dim, 1)
-        if Path(TRAINED).is_file():  # trained predictions overlap like real ones do
-            state = read_model(TRAINED)
+        if model_config == config and Path(TRAINED).is_file():
+            state = read_model(TRAINED)  # trained predictions overlap like real ones do
             network.load_state_dict(state["network"])
             discriminator.load_state_dict(state["discriminator"])
-        config = criterion_config(params, typed(PhaseParams, params, f"train.{phase_name}"),
+        losses = criterion_config(params, typed(PhaseParams, params, f"train.{phase_name}"),
                                   variant)
         settings[label] = Step(network, SMPLCriterion(body, discriminator, SyntheticPrior(0),
-                                                      config))
+                                                      losses))
     seconds = {label: float("inf") for label in settings}
     for _ in range(ROUNDS):
         for label, step in settings.items():  # same batches for both
@@ -83,10 +96,11 @@ def main() -> None:
     for label, step in settings.items():
         memory = peak_extra_mb(lambda s=step: step_time(s, batches(common, data_phase, 0)))
         rows.append((label, data_phase.batch_size / seconds[label], memory))
-    print(f"{'training step, batch ' + str(data_phase.batch_size):28s} {'images/s':>9s} "
-          f"{'peak extra MB':>14s} {'step time':>10s}")
+    print(f"{'training step, batch ' + str(data_phase.batch_size):30s} {'images/s':>9s} "
+          f"{'peak extra MB':>14s} {'vs previous':>12s}")
     for label, speed, memory in rows:
-        print(f"{label:28s} {speed:9.2f} {memory:14.0f} {rows[0][1] / speed:9.2f}x")
+        print(f"{label:30s} {speed:9.2f} {memory:14.0f} {speed / rows[0][1]:11.2f}x")
+    print(f"scene losses: step time x{rows[1][1] / rows[2][1]:.2f} of the default's")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
 from tqdm import tqdm
 
 from crmh.exports import (
@@ -30,6 +31,8 @@ from crmh.exports import (
 )
 from crmh.images import IMAGE_SUFFIXES, BadImage, load_image
 from crmh.predictor import Prediction, Predictor
+from model.io import read_model
+from pipelines.refine import RefineConfig
 
 __all__ = ["main", "expand_inputs"]
 
@@ -73,7 +76,32 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--formats", nargs="+", default=list(DEFAULT_FORMATS),
                          choices=FORMATS, help="files to write per image")
     predict.add_argument("--smpl", help="the SMPL model file, for a model trained with SMPL")
+    predict.add_argument("--refine", action="store_true",
+                         help="test-time coherence refinement: the model file's settings, "
+                              "else the refine section of --params")
+    predict.add_argument("--params", default="params.yaml",
+                         help="params.yaml whose refine section --refine uses when the "
+                              "model file carries none")
     return parser
+
+
+def _refine_config(args: argparse.Namespace) -> RefineConfig | bool | None:
+    """``None`` (as the model file says), ``True`` (the model file's settings) or the
+    settings of ``--params`` when the model file has none."""
+    if not args.refine:
+        return None
+    if "refine" in read_model(args.model):
+        return True
+    path = Path(args.params)
+    if not path.is_file():
+        raise SystemExit(f"--refine: {args.model} carries no refine settings and {path} "
+                         "does not exist (give --params with a refine section)")
+    values = {**yaml.safe_load(path.read_text()).get("refine", {})}
+    values.pop("base", None)
+    try:
+        return RefineConfig(**values)
+    except TypeError as error:
+        raise SystemExit(f"--refine: {path} refine section: {error}") from error
 
 
 def _write(predictor: Predictor, prediction: Prediction, image, out: Path, name: str,
@@ -96,7 +124,8 @@ def _write(predictor: Predictor, prediction: Prediction, image, out: Path, name:
 
 def predict(args: argparse.Namespace) -> int:
     predictor = Predictor(args.model, args.device, args.score,
-                          tuple(args.input_size) if args.input_size else None, args.smpl)
+                          tuple(args.input_size) if args.input_size else None, args.smpl,
+                          refine=_refine_config(args))
     inputs = expand_inputs(args.inputs)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

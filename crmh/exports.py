@@ -109,4 +109,5 @@ def summary_line(image: str, prediction: Prediction | None, error: str | None = 
         return json.dumps({"image": image, "error": error})
     people = [{"score": round(p.score, 4), "box": [round(float(v), 1) for v in p.box],
                "transl": [round(float(v), 4) for v in p.transl]} for p in prediction.people]
-    return json.dumps({"image": image, "people": len(people), "detections": people})
+    return json.dumps({"image": image, "people": len(people), "detections": people,
+                       "refine_steps": prediction.refine_steps})

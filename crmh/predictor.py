@@ -31,6 +31,7 @@ from crmh.images import load_image
 from model.body import BodyModel, load_body_model, posed_in_camera
 from model.camera import default_intrinsics, intrinsics_matrix
 from model.io import load_network, read_model
+from pipelines.refine import RefineConfig, with_refinement
 from pipelines.transforms import to_network_input
 
 __all__ = ["Person", "Prediction", "Predictor", "intrinsics_for"]
@@ -56,6 +57,7 @@ class Prediction:
     people: list[Person]
     K: np.ndarray  # [3, 3] intrinsics of the original image
     size: tuple[int, int]  # (height, width)
+    refine_steps: int = 0  # test-time refinement steps taken (0: none, or not refined)
 
 
 def intrinsics_for(width: int, height: int, focal: float | None = None,
@@ -84,11 +86,16 @@ class Predictor:
         score_threshold: detections below this score are not people.
         input_size: network input ``(height, width)``; default: the model's.
         smpl_model_path: the SMPL model file, for a model trained with SMPL.
+        refine: test-time coherence refinement (:mod:`pipelines.refine`) after the network:
+            ``None``: when the model file carries its settings (``full_refine``); ``True``:
+            with those settings (an error without); ``False``: never; or a
+            ``RefineConfig``.
     """
 
     def __init__(self, model_path: str | Path, device: str = "auto", score_threshold: float = 0.5,
                  input_size: tuple[int, int] | None = None,
-                 smpl_model_path: str | Path | None = None) -> None:
+                 smpl_model_path: str | Path | None = None,
+                 refine: bool | RefineConfig | None = None) -> None:
         state = read_model(model_path)
         if state["kind"] != "network":
             raise ValueError(f"{model_path}: a {state['kind']} file, not a trained network")
@@ -98,6 +105,11 @@ class Predictor:
         options = {"model_path": smpl_model_path} if kind == "smpl" else {}
         self.body: BodyModel = load_body_model(kind, **options).to(self.device)
         network, _ = load_network(model_path, self.body.cpu())
+        if refine is None:
+            refine = "refine" in state
+        if refine is not False:
+            network = with_refinement(network, state, self.body,
+                                      None if refine is True else refine)
         self.network = network.to(self.device).eval()
         self.body = self.body.to(self.device)
         self.input_size = tuple(input_size or state["input_size"])
@@ -138,7 +150,7 @@ class Predictor:
     def _people(self, detections: dict[str, torch.Tensor], K: torch.Tensor,
                 size: tuple[int, int]) -> Prediction:
         keep = detections["scores"] >= self.score_threshold
-        det = {k: v[keep] for k, v in detections.items()}
+        det = {k: v[keep] for k, v in detections.items() if k != "refine_steps"}
         posed = posed_in_camera(self.body, det["rotmats"], det["shape"], det["transl"])
         factor = min(self.input_size[0] / size[0], self.input_size[1] / size[1])
         people = [Person(box=(det["boxes"][i] / factor).cpu().numpy(),
@@ -147,4 +159,5 @@ class Predictor:
                          vertices=posed.vertices[i].cpu().numpy(),
                          joints={name: j[i].cpu().numpy() for name, j in posed.joints.items()})
                   for i in range(len(det["scores"]))]
-        return Prediction(people, K.cpu().numpy(), size)
+        return Prediction(people, K.cpu().numpy(), size,
+                          int(detections.get("refine_steps", 0)))

@@ -39,6 +39,7 @@ from pipelines.evaluation import (
     summarise,
     write_records,
 )
+from pipelines.refine import with_refinement
 from pipelines.shards import SHARDS, load_index, read_shards
 from pipelines.training import TrainParams
 from pipelines.transforms import to_network_input
@@ -46,10 +47,14 @@ from stages.common import BodyModelParams, from_section, read_params, section, t
 
 
 def load_predictor(name: str, body: BodyModel) -> torch.nn.Module | dict:
-    """A trained network, or the ``mean_pose`` reference (the dict of its parameters)."""
+    """A trained network (followed by test-time refinement when its model file carries a
+    ``refine`` configuration), or the ``mean_pose`` reference (the dict of its parameters)."""
     path = Path("models") / name / "model.pt"
     state = read_model(path)
-    return state if state["kind"] == "mean_pose" else load_network(path, body)[0]
+    if state["kind"] == "mean_pose":
+        return state
+    network, state = load_network(path, body)
+    return with_refinement(network, state, body) if "refine" in state else network
 
 
 def mean_pose_detections(reference: dict, target: dict) -> dict[str, torch.Tensor]:
@@ -82,6 +87,8 @@ def evaluate_sample(sample: dict, model: torch.nn.Module | dict, body: BodyModel
     else:
         detections = model(network_input["image"][None],
                            intrinsics=[network_input["target"]["K"]])[0]
+    detections = dict(detections)
+    steps = detections.pop("refine_steps", None)  # a refined model's, per image
     protocol = Protocol(config.score_threshold, config.collision_score_threshold,
                         match_threshold(config, synthetic, original_K))
     values = image_values(detections, sample["target"], original_K, body, protocol)
@@ -89,7 +96,9 @@ def evaluate_sample(sample: dict, model: torch.nn.Module | dict, body: BodyModel
     scores = detections["scores"][kept]
     tp = match_detections(detections["boxes"][kept], scores, network_input["target"]["boxes"])
     meta = sample["meta"]
-    return {"key": sample["key"], "group": str(meta.get("layout", meta.get("sequence", "all"))),
+    refined = {} if steps is None else {"refine_steps": int(steps)}
+    return {**refined, "key": sample["key"],
+            "group": str(meta.get("layout", meta.get("sequence", "all"))),
             "people": int(len(sample["target"]["boxes"]) if "kp3d" not in sample["target"]
                           else (sample["target"]["kp3d"][..., 3] > 0).any(-1).sum()),
             "detections": int(kept.sum()), "values": values,
@@ -116,6 +125,14 @@ def evaluate_samples(samples: Iterable[dict], model: torch.nn.Module | dict, bod
     return records, failed
 
 
+def refinement_counts(records: list[dict]) -> dict[str, int]:
+    """For a refined model: images refinement changed, and its steps in all."""
+    steps = [r["refine_steps"] for r in records if "refine_steps" in r]
+    if not steps:
+        return {}
+    return {"refined_images": sum(s > 0 for s in steps), "refine_steps": sum(steps)}
+
+
 def evaluate(model_name: str, benchmark: str, params: dict) -> dict:
     config = typed(EvalParams, params, "eval")
     common = typed(TrainParams, params, "train.common")
@@ -136,6 +153,7 @@ def evaluate(model_name: str, benchmark: str, params: dict) -> dict:
               "detections": sum(r["detections"] for r in records),
               "matched_people": int(sum(r["values"]["matched"][0] for r in records)),
               "depth_pairs": int(sum(r["values"]["depth_order"][1] for r in records)),
+              **refinement_counts(records),
               **summarise(records, config.bootstrap_replicates, int(params["seed"]))}
     write_json(Path("metrics") / benchmark / f"{model_name}.json", result)
     images = len(records) + len(failed)

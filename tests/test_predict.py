@@ -4,23 +4,29 @@ that open, images as the user sees them, and bad inputs counted."""
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
 import numpy as np
 import pytest
 import torch
 import trimesh
+import yaml
 from PIL import Image
 
 from crmh.cli import main as crmh
 from crmh.images import BadImage, load_image
 from crmh.predictor import Predictor
 from model.discriminator import build_discriminator
-from model.io import load_network, save_model
+from model.io import load_network, save_model, write_atomically
 from model.rcnn import ModelConfig, build_model
+from pipelines.evaluation import EvalParams
+from pipelines.refine import RefineConfig, RefiningNetwork
 from pipelines.shards import read_shards
 from pipelines.transforms import to_network_input
 from stages.common import typed
+from stages.evaluate import evaluate_sample, load_predictor
 from stages.prepare import prepare
+from stages.refine_model import refined_model
 from tests.training_setup import tiny_training_params
 
 SIZE = (80, 128)
@@ -137,3 +143,32 @@ def test_wrong_model_files_are_named(tmp_path):
         Predictor(tmp_path / "other.pt")
     with pytest.raises(FileNotFoundError, match="missing.pt: no model file"):
         Predictor(tmp_path / "missing.pt")
+
+
+QUICK_REFINE = RefineConfig(steps=2, lr=0.01, collision=1.0, depth_order=100.0,
+                            keypoints_2d=10.0, pose=1.0, prior=0.01, sigma=0.2, grid=16,
+                            render_scale=0.5, order_margin=0.05, min_score=0.5)
+
+
+def test_a_refined_model_file_refines_in_predict_and_in_evaluation(
+        model_file, sample, picture, tmp_path, anny_body, monkeypatch):
+    refined = tmp_path / "models" / "full_refine" / "model.pt"
+    write_atomically(refined, refined_model(model_file, QUICK_REFINE))
+    assert isinstance(Predictor(refined).network, RefiningNetwork)  # as the file says
+    assert not isinstance(Predictor(refined, refine=False).network, RefiningNetwork)
+    assert not isinstance(Predictor(model_file).network, RefiningNetwork)
+    with pytest.raises(ValueError, match="no refine configuration"):
+        Predictor(model_file, refine=True)
+    # --refine on a plain model file takes the refine section of --params
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"refine": {"base": "full", **asdict(QUICK_REFINE)}}))
+    assert crmh(["predict", str(picture), "--model", str(model_file), "--out",
+                 str(tmp_path / "out"), "--refine", "--params", str(params),
+                 "--formats", "npz"]) == 0
+    # the evaluation stage loads it as the network followed by refinement
+    monkeypatch.chdir(tmp_path)
+    predictor = load_predictor("full_refine", anny_body)
+    assert isinstance(predictor, RefiningNetwork)
+    config = typed(EvalParams, tiny_training_params(), "eval")
+    record = evaluate_sample(sample, predictor, anny_body, config, SIZE, synthetic=True)
+    assert 0 <= record["refine_steps"] <= QUICK_REFINE.steps

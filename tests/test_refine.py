@@ -1,0 +1,108 @@
+"""Test-time coherence refinement (pipelines.refine): colliding people are separated while
+their 2D projections stay put, coherent scenes are returned untouched, the pseudo
+depth-order evidence follows the boxes, and bad input is a clear error."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from model.body import posed_in_camera
+from model.camera import intrinsics_matrix, project
+from model.smpl_head import FACING_CAMERA
+from ops.collision import collision_loss
+from pipelines.refine import (
+    RefineConfig,
+    overlapping_in_image,
+    pseudo_instances,
+    refine,
+    refine_detections,
+)
+
+HEIGHT, WIDTH = 256, 416
+K = intrinsics_matrix(500.0, WIDTH, HEIGHT)
+CONFIG = RefineConfig(steps=20, lr=0.01, collision=1.0, depth_order=100.0, keypoints_2d=10.0,
+                      pose=1.0, prior=0.0, sigma=0.2, grid=32, render_scale=0.5,
+                      order_margin=0.05, min_score=0.5)
+
+
+def standing(body, translations: list[list[float]]):
+    """People in the rest pose facing the camera, at these pelvis positions, and their
+    image boxes."""
+    count = len(translations)
+    rotmats = torch.eye(3).repeat(count, body.num_joints, 1, 1)
+    rotmats[:, 0] = FACING_CAMERA
+    shape = body.mean_shape().float().expand(count, -1).clone()
+    transl = torch.tensor(translations)
+    pixels = project(posed_in_camera(body, rotmats, shape, transl).vertices, K)
+    return rotmats, shape, transl, torch.cat([pixels.min(1).values, pixels.max(1).values], 1)
+
+
+def joints_2d(body, rotmats, shape, transl) -> torch.Tensor:
+    return project(posed_in_camera(body, rotmats, shape, transl).joints["coco17"], K)
+
+
+def test_colliding_people_are_separated_and_stay_on_their_2d_joints(anny_body):
+    rotmats, shape, transl, boxes = standing(anny_body, [[-0.12, 0.3, 4.0], [0.12, 0.3, 4.1]])
+    result = refine(rotmats, shape, transl, boxes, (HEIGHT, WIDTH), K, anny_body, CONFIG)
+    assert result.history[0][0] > 0  # they interpenetrate before
+    assert 0 < result.steps < CONFIG.steps and result.history[-1][0] == 0.0
+    after = posed_in_camera(anny_body, result.rotmats, result.shape, result.transl)
+    assert float(collision_loss(after.vertices, anny_body.faces, 32, 0.2, "official")) == 0.0
+    moved = (joints_2d(anny_body, result.rotmats, result.shape, result.transl)
+             - joints_2d(anny_body, rotmats, shape, transl)).norm(dim=-1)
+    assert moved.mean() < 4.0 and moved.max() < 10.0  # pixels, in a 256 x 416 image
+
+
+def test_a_coherent_scene_takes_zero_steps_and_is_returned_unchanged(anny_body):
+    # overlapping in the image, apart in depth, the nearer one lower in the image
+    rotmats, shape, transl, boxes = standing(anny_body, [[0.1, 0.8, 4.0], [-0.3, 0.3, 6.0]])
+    assert overlapping_in_image(boxes).all()
+    result = refine(rotmats, shape, transl, boxes, (HEIGHT, WIDTH), K, anny_body, CONFIG)
+    assert result.steps == 0 and result.history == [(0.0, 0.0)]
+    assert result.rotmats is rotmats and result.shape is shape and result.transl is transl
+
+
+def test_people_whose_boxes_do_not_overlap_are_not_touched(anny_body):
+    rotmats, shape, transl, boxes = standing(anny_body, [[-1.2, 0.3, 4.0], [1.2, 0.3, 4.0]])
+    assert not overlapping_in_image(boxes).any()
+    result = refine(rotmats, shape, transl, boxes, (HEIGHT, WIDTH), K, anny_body, CONFIG)
+    assert result.steps == 0 and result.history == []
+    assert torch.equal(result.transl, transl)
+
+
+def test_low_scoring_detections_are_left_as_they_are(anny_body):
+    rotmats, shape, transl, boxes = standing(
+        anny_body, [[-0.12, 0.3, 4.0], [0.12, 0.3, 4.1], [0.0, 0.3, 4.05]])
+    detections = {"boxes": boxes, "scores": torch.tensor([0.9, 0.8, 0.2]), "rotmats": rotmats,
+                  "shape": shape, "transl": transl}
+    refined, result = refine_detections(detections, K, (HEIGHT, WIDTH), anny_body, CONFIG)
+    assert result.steps > 0
+    assert torch.equal(refined["transl"][2], transl[2])  # the duplicate stays
+    assert not torch.equal(refined["transl"][:2], transl[:2])
+    assert torch.equal(detections["transl"], transl)  # the input is not modified
+
+
+@pytest.mark.parametrize("name", ["rotmats", "shape", "transl", "boxes"])
+def test_non_finite_input_is_a_clear_error(anny_body, name):
+    values = dict(zip(("rotmats", "shape", "transl", "boxes"),
+                      standing(anny_body, [[-0.12, 0.3, 4.0], [0.12, 0.3, 4.1]]), strict=True))
+    values[name] = values[name].clone()
+    values[name].view(-1)[0] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        refine(**values, image_size=(HEIGHT, WIDTH), K=K, body=anny_body, config=CONFIG)
+
+
+def test_pseudo_instances_give_overlaps_to_the_lowest_box_beyond_the_margin():
+    depths = torch.full((3, 4, 6), float("inf"))
+    depths[0, :, :4] = 5.0  # person 1 covers columns 0-3
+    depths[1, :, 2:] = 4.0  # person 2 covers columns 2-5: overlap at columns 2-3
+    depths[2, 0, 0] = 3.0  # person 3 covers one pixel, with a box as low as person 1's
+    boxes = torch.tensor([[0.0, 0.0, 8.0, 8.0],   # bottom 8: lower than person 2's 6
+                          [4.0, 0.0, 12.0, 6.0],
+                          [0.0, 0.2, 2.0, 8.0]])  # bottom 8, a tie with person 1
+    instances = pseudo_instances(depths, boxes, scale=0.5, margin=0.05)
+    assert instances[1:, :2].eq(1).all()  # person 1 alone
+    assert instances[:, 2:4].eq(1).all()  # the overlap: person 1's box reaches lower
+    assert instances[:, 4:].eq(2).all()  # person 2 alone
+    assert instances[0, 0] == 0  # a tie: the cue cannot tell
