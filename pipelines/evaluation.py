@@ -135,12 +135,15 @@ def image_values(detections: dict[str, torch.Tensor], target: dict[str, torch.Te
     matches = match_people(project(pred, K), project(gt, K), protocol.match_threshold_px)
     values = _pck_and_depth(pred, gt, gt_pck, matches)
     values.update(_mpjpe_values(pred, gt, valid))
-    colliding = det["scores"] >= protocol.collision_score_threshold
-    volumes = collision_volume(vertices[colliding], body.faces, grid_size=64)
-    values["collision"] = (float(count_collisions([volumes])), 1.0)
+    confident = (det["scores"] >= protocol.collision_score_threshold).nonzero().flatten()
     matched = [m for m in matches if m is not None]
-    volumes = collision_volume(vertices[matched], body.faces, grid_size=64)
-    values["collision_matched"] = (float(count_collisions([volumes])), 1.0)
+    # Volumes are pairwise, so one computation over both sets serves both counts.
+    people = sorted(set(confident.tolist()) | set(matched))
+    volumes = collision_volume(vertices[people], body.faces, grid_size=64)
+    slot = {person: k for k, person in enumerate(people)}
+    for key, subset in (("collision", confident.tolist()), ("collision_matched", matched)):
+        index = torch.tensor([slot[p] for p in subset], dtype=torch.long)
+        values[key] = (float(count_collisions([volumes[index][:, index]])), 1.0)
     return values
 
 

@@ -111,3 +111,17 @@ def test_nan_is_a_clear_error():
         collision_loss(people, faces)
     with pytest.raises(ValueError, match="robust must be one of"):
         collision_loss(people[:1], faces, robust="huber")
+
+
+def test_volumes_are_pairwise_so_a_subset_is_a_block_of_the_whole():
+    """The evaluation computes one volume matrix for the union of two sets of people
+    and reads each set's block: the same as computing each set alone."""
+    vertices, faces = sphere(0.3, subdivisions=3)
+    centres = torch.rand(5, 3, generator=torch.Generator().manual_seed(7)) * 0.8
+    people = torch.stack([vertices + c for c in centres])
+    whole = collision_volume(people, faces, grid_size=32)
+    assert (whole > 0).sum() >= 4  # several pairs overlap
+    for subset in ([0, 2, 4], [1, 3], [0, 1, 2, 3]):
+        index = torch.tensor(subset)
+        alone = collision_volume(people[index], faces, grid_size=32)
+        torch.testing.assert_close(whole[index][:, index], alone)

@@ -98,7 +98,7 @@ def test_a_failing_image_changes_nothing_but_the_failure_count(samples, body, mo
 
     def flaky(vertices, faces, grid_size=64):
         calls["n"] += 1
-        if calls["n"] == 3:  # the second image's first collision check
+        if calls["n"] == 2:  # the second image's collision check
             raise RuntimeError("collision step failed")
         return original(vertices, faces, grid_size=grid_size)
 

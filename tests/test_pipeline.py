@@ -44,7 +44,9 @@ def test_dvc_repro_runs_and_is_then_a_no_op(tmp_path):
     copy_project(tmp_path)
     params = tiny_training_params(iters=2)
     params["datasets"] = {"synth_train": "train", "synth_multi": "test"}
-    params["eval"].update(models=["baseline", "full"], benchmarks=["synth_multi"])
+    params["eval"].update(models=["baseline", "full", "full_refine"],
+                          benchmarks=["synth_multi"])
+    params["refine"].update(steps=2, grid=16)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     dvc = str(Path(sys.executable).parent / "dvc")
     run(["git", "init", "-q"], tmp_path)
@@ -62,10 +64,12 @@ def test_dvc_repro_runs_and_is_then_a_no_op(tmp_path):
     for model in ("pretrain", "baseline", "full", "no_collision", "no_depth"):
         assert (tmp_path / "models" / model / "model.pt").is_file()
         assert json.loads((tmp_path / "logs" / model / "metrics.json").read_text())["step"] == 1
-    for model in ("baseline", "full"):
+    for model in ("baseline", "full", "full_refine"):
         result = json.loads((tmp_path / "metrics/synth_multi" / f"{model}.json").read_text())
         assert result["images"] == 4 and result["failed_images"] == 0
+    assert "refine_steps" in result  # full_refine: the network followed by refinement
     assert "ours (synthetic): full" in (tmp_path / "reports/table3.md").read_text()
+    assert "synth_multi: collision_frames" in (tmp_path / "reports/refine.md").read_text()
     metrics_diff = run([dvc, "metrics", "show"], tmp_path)
     assert "metrics/synth_multi/full.json" in metrics_diff
     second = run([dvc, "repro"], tmp_path)
