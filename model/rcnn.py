@@ -58,6 +58,7 @@ class ModelConfig:
     rpn_pre_nms_test: int
     rpn_post_nms_test: int
     box_batch_size_per_image: int
+    box_nms_thresh: float  # box-head NMS IoU (official 0.5)
     detections_per_image: int
     regressor_iterations: int
     dropout: float
@@ -218,7 +219,7 @@ def build_model(config: ModelConfig, body: BodyModel, seed: int) -> CoherentRCNN
         # the official R-CNN settings: IoU 0.5 for positives and negatives, 25 % positives
         fg_iou_thresh=0.5, bg_iou_thresh=0.5,
         batch_size_per_image=config.box_batch_size_per_image, positive_fraction=0.25,
-        bbox_reg_weights=None, score_thresh=0.05, nms_thresh=0.5,
+        bbox_reg_weights=None, score_thresh=0.05, nms_thresh=config.box_nms_thresh,
         detections_per_img=config.detections_per_image,
         smpl_roi_pool=MultiScaleRoIAlign(levels, 14, 2), smpl_head=head)
     return CoherentRCNN(backbone, rpn, roi_heads, config.precision)
