@@ -268,6 +268,14 @@ def figures(params: dict, out: Path) -> list[str]:
                               spec.count)
 
 
+def write_report(out: Path, name: str, table: pd.DataFrame, index_label: str, title: str,
+                 note: str) -> None:
+    """``<name>.csv`` and ``<name>.md`` (title, table, note) in ``out``."""
+    table.to_csv(out / f"{name}.csv", index_label=index_label)
+    markdown = table.to_markdown(tablefmt="github")
+    (out / f"{name}.md").write_text(f"# {title}\n\n{markdown}\n\n{note}\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Write Tables 1-5.")
     parser.add_argument("--metrics", default="metrics")
@@ -295,23 +303,16 @@ def main() -> None:
         if drawn and name in ("table4", "table5"):
             note += ("\n\nFigures (baseline vs full; input, top and side views; red ="
                      f" inside another person):\n{links}")
-        table.to_csv(out / f"{name}.csv", index_label="method")
-        markdown = table.to_markdown(tablefmt="github")
-        (out / f"{name}.md").write_text(f"# {paper[name]['title']}\n\n{markdown}\n\n{note}\n")
-    detection = detection_table(metrics)
-    detection.to_csv(out / "detection.csv", index_label="method")
-    (out / "detection.md").write_text(
-        "# Person detection: COCO-style AP50 (%)\n\n"
-        f"{detection.to_markdown(tablefmt='github')}\n\nAP at IoU 0.5 over every detection "
-        "scoring >= eval.score_threshold, computed as pycocotools does, with its 95 % "
-        "bootstrap interval over images.\n")
-    refined = refine_table(metrics, Path(args.evaluations), bootstrap)
-    refined.to_csv(out / "refine.csv", index_label="benchmark: metric")
-    (out / "refine.md").write_text(
-        "# Test-time coherence refinement (not in the paper)\n\n"
-        f"{refined.to_markdown(tablefmt='github')}\n\nEach value with its 95 % bootstrap "
-        "interval over images; Δ: full + refinement minus full on the same images, with a "
-        "paired interval, starred (*) where it excludes zero.\n")
+        write_report(out, name, table, "method", paper[name]["title"], note)
+    write_report(out, "detection", detection_table(metrics), "method",
+                 "Person detection: COCO-style AP50 (%)",
+                 "AP at IoU 0.5 over every detection scoring >= eval.score_threshold, "
+                 "computed as pycocotools does, with its 95 % bootstrap interval over images.")
+    write_report(out, "refine", refine_table(metrics, Path(args.evaluations), bootstrap),
+                 "benchmark: metric", "Test-time coherence refinement (not in the paper)",
+                 "Each value with its 95 % bootstrap interval over images; Δ: full + "
+                 "refinement minus full on the same images, with a paired interval, starred "
+                 "(*) where it excludes zero.")
     write_json(out / "summary.json", summary)
     print(f"wrote {len(SPECS)} tables to {out}/")
 
