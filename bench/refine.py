@@ -11,7 +11,6 @@ the network's forward time.
 from __future__ import annotations
 
 import time
-from dataclasses import fields
 from pathlib import Path
 
 import torch
@@ -35,8 +34,7 @@ def main() -> None:
     if not TRAINED.is_file() or not (SHARDS / "test" / BENCHMARK).is_dir():
         raise SystemExit(f"bench/refine.py needs {TRAINED} and the {BENCHMARK} shards: run "
                          "`make repro` first")
-    values = section(params, "refine")
-    config = RefineConfig(**{f.name: values[f.name] for f in fields(RefineConfig)})
+    config = RefineConfig.from_section(section(params, "refine"))
     common = typed(TrainParams, params, "train.common")
     size = (common.input_height, common.input_width)
     body = load_body_model(params["body_model"]["kind"])

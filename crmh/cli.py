@@ -96,12 +96,11 @@ def _refine_config(args: argparse.Namespace) -> RefineConfig | bool | None:
     if not path.is_file():
         raise SystemExit(f"--refine: {args.model} carries no refine settings and {path} "
                          "does not exist (give --params with a refine section)")
-    values = {**yaml.safe_load(path.read_text()).get("refine", {})}
-    values.pop("base", None)
     try:
-        return RefineConfig(**values)
-    except TypeError as error:
-        raise SystemExit(f"--refine: {path} refine section: {error}") from error
+        return RefineConfig.from_section(yaml.safe_load(path.read_text()).get("refine", {}),
+                                         str(path))
+    except ValueError as error:
+        raise SystemExit(f"--refine: {error}") from error
 
 
 def _write(predictor: Predictor, prediction: Prediction, image, out: Path, name: str,

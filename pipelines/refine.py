@@ -4,33 +4,34 @@ predictions, as an optional last step after the network.
 The paper uses the interpenetration and depth-order losses only to train. A trained
 network can still put people inside each other or in the wrong depth order; this step
 optimises each image's predicted people for a few steps (Adam on their 6D rotations,
-shape and translation) to make them coherent, while keeping them on the network's
-evidence. The objective, all terms weighted by :class:`RefineConfig`:
+shape, and each root's image ray and log depth) to make them coherent, while keeping
+them on the network's evidence. The objective, all terms weighted by :class:`RefineConfig`:
 
 1. **Interpenetration**: :func:`ops.collision.collision_loss` (Eq. 2-3, the released
    per-vertex form), the training loss itself.
 2. **Depth order** from the prediction's own evidence (the detector's boxes): where two
    predicted people overlap in the image, the one whose box reaches lower in the image
    (whose feet stand nearer the camera on the ground) must be the one in front. This
-   pseudo instance map (:func:`pseudo_instances`) feeds
-   :func:`ops.depth_order.depth_order_loss` (Eq. 4) on depth maps rendered at
-   ``render_scale`` of the image. It steers which person ends in front while colliding
-   people are pushed apart.
+   pseudo instance map (:func:`pseudo_instances`, recomputed where they overlap at each
+   step) feeds :func:`ops.depth_order.depth_order_loss` (Eq. 4) on depth maps rendered
+   at ``render_scale`` of the image.
 3. **Agreement with the network**: each person's projected COCO joints stay near the
-   network's (Geman-McClure on their offsets in box units), and the rotations and shape
-   near the network's (squared differences).
+   network's (Geman-McClure on their offsets in box units, measured as if the person had
+   kept its depth, so a move along its ray is free there), its rotations and shape stay
+   near the network's, and its log depth too (squared changes).
 4. **Pose prior**: the trained discriminator's adversarial term (the model file keeps
    the discriminator).
 
-Steps stop as soon as no pair of people intersects, so an image without collisions takes
-zero steps and is returned unchanged (bit for bit). The depth-order term does not run on
-its own: measured on two non-colliding people in the wrong order, it lowered its loss
-by shrinking their overlap rather than by reordering them (see the README).
+Two phases. First the depth-order term alone (at most half the steps): the
+interpenetration term is a barrier that would stop two people from passing each other in
+depth, so a wrong order is fixed before it acts. Then every term, until no pair
+intersects and no pixel is in the wrong order. A coherent image takes zero steps and is
+returned unchanged (bit for bit).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import torch
 
@@ -56,6 +57,7 @@ class RefineConfig:
     collision: float  # weight of the interpenetration loss
     depth_order: float  # weight of the depth-order loss on the pseudo instance map
     keypoints_2d: float  # weight of the agreement with the network's projected joints
+    depth: float  # weight of the squared change of each person's log depth
     pose: float  # weight of the agreement with its rotations and shape
     prior: float  # weight of the discriminator's adversarial term
     sigma: float  # Geman-McClure scale of the interpenetration loss (official 0.2)
@@ -63,6 +65,17 @@ class RefineConfig:
     render_scale: float  # depth maps at this fraction of the image size
     order_margin: float  # the box-bottom cue decides only beyond this share of box height
     min_score: float  # detections scoring below this are left as they are (duplicates)
+
+    @classmethod
+    def from_section(cls, values: dict, where: str = "params.yaml") -> RefineConfig:
+        """From the ``refine`` section of ``where`` (other keys, such as the stage's
+        ``base``, are ignored); a missing or misspelt key is a clear error."""
+        names = [f.name for f in fields(cls)]
+        missing = [name for name in names if name not in values]
+        if missing:
+            raise ValueError(f"{where}: the refine section lacks {missing} (expected the keys "
+                             f"{names})")
+        return cls(**{name: values[name] for name in names})
 
 
 @dataclass
@@ -148,56 +161,156 @@ def _refine_people(rotmats: torch.Tensor, shape: torch.Tensor, transl: torch.Ten
     """The optimisation, over people that all take part in it (gradients on, whatever
     the caller's mode: evaluation runs under ``torch.no_grad``)."""
     with torch.enable_grad():
-        return _optimise(rotmats, shape, transl, boxes, image_size, K, body, config,
-                         discriminator)
+        evidence = _Evidence.of(rotmats, shape, transl, boxes, image_size, K, body, config,
+                                discriminator)
+        variables = _Variables.start(rotmats, shape, transl)
+        history: list[tuple[float, float]] = []
+        # 1. Depth order alone first: the interpenetration term is a barrier that would
+        #    stop two people from passing each other in depth.
+        steps = _descend(evidence, variables, config.steps // 2, False, history)
+        # 2. Then every term, until no pair collides and no pixel is in the wrong order.
+        steps += _descend(evidence, variables, config.steps - steps, True, history)
+    if steps == 0:  # already coherent: the input, bit for bit
+        return Refined(rotmats, shape, transl, 0, history)
+    return Refined(rot6d_to_matrix(variables.rot6d).detach(), variables.shape.detach(),
+                   variables.transl().detach(), steps, history)
 
 
-def _optimise(rotmats: torch.Tensor, shape: torch.Tensor, transl: torch.Tensor,
-              boxes: torch.Tensor, image_size: tuple[int, int], K: torch.Tensor,
-              body: BodyModel, config: RefineConfig,
-              discriminator: torch.nn.Module | None) -> Refined:
-    # 1. What the network said: its 2D joints, and the pseudo instance map.
-    size = (max(round(image_size[0] * config.render_scale), 1),
-            max(round(image_size[1] * config.render_scale), 1))
-    K_small = scale_intrinsics(K, config.render_scale)
-    faces = body.faces
-    with torch.no_grad():
-        start = posed_in_camera(body, rotmats, shape, transl)
-        target_2d = project(start.joints["coco17"], K)  # [P, 17, 2]
-        pseudo = pseudo_instances(depth_maps(start.vertices, faces, K_small, size), boxes,
-                                  config.render_scale, config.order_margin)
-    extent = (boxes[:, 2:] - boxes[:, :2]).clamp(min=1.0)[:, None]  # [P, 1, 2]
+@dataclass
+class _Evidence:
+    """What the network said about the people of one image, and the fixed settings."""
 
-    # 2. Adam over 6D rotations, shape and translation, from the network's values.
-    start_6d = matrix_to_rot6d(rotmats).detach()
-    rot6d = start_6d.clone().requires_grad_(True)
-    shape_v = shape.detach().clone().requires_grad_(True)
-    transl_v = transl.detach().clone().requires_grad_(True)
-    optimizer = torch.optim.Adam([rot6d, shape_v, transl_v], lr=config.lr)
-    history: list[tuple[float, float]] = []
-    for step in range(config.steps + 1):
-        current = rot6d_to_matrix(rot6d)
-        posed = posed_in_camera(body, current, shape_v, transl_v)
-        collision = collision_loss(posed.vertices, faces, config.grid, config.sigma, "official")
-        order = depth_order_loss(depth_maps(posed.vertices, faces, K_small, size), pseudo)
-        history.append((float(collision.detach()), float(order.detach())))
-        if history[-1][0] == 0.0 or step == config.steps:  # no pair collides, or out of steps
-            break
-        # 3. The objective: coherence, kept on the network's evidence and the prior.
-        offsets = (project(posed.joints["coco17"], K) - target_2d) / extent
+    rot6d: torch.Tensor  # [P, J, 6] its rotations
+    shape: torch.Tensor  # [P, S]
+    log_depth: torch.Tensor  # [P] log of its root depths
+    joints_2d: torch.Tensor  # [P, 17, 2] its projected COCO joints
+    boxes: torch.Tensor  # [P, 4] its boxes (the pseudo depth-order cue)
+    K: torch.Tensor
+    K_small: torch.Tensor  # intrinsics of the depth maps
+    size: tuple[int, int]  # depth-map size
+    body: BodyModel
+    config: RefineConfig
+    discriminator: torch.nn.Module | None
+
+    @classmethod
+    def of(cls, rotmats, shape, transl, boxes, image_size, K, body, config, discriminator):
+        size = (max(round(image_size[0] * config.render_scale), 1),
+                max(round(image_size[1] * config.render_scale), 1))
+        with torch.no_grad():
+            joints = posed_in_camera(body, rotmats, shape, transl).joints["coco17"]
+        return cls(matrix_to_rot6d(rotmats).detach(), shape.detach(),
+                   _to_ray_depth(transl.detach())[1], project(joints, K), boxes, K,
+                   scale_intrinsics(K, config.render_scale), size, body, config,
+                   discriminator)
+
+
+@dataclass
+class _Variables:
+    """What is optimised: 6D rotations, shape, and where each root is -- its image ray
+    ``(X/Z, Y/Z)`` and the log of its depth. Along its ray a person changes depth while
+    its 2D position stays, so people can be reordered in depth without leaving the
+    image evidence."""
+
+    rot6d: torch.Tensor
+    shape: torch.Tensor
+    ray: torch.Tensor
+    log_depth: torch.Tensor
+
+    @classmethod
+    def start(cls, rotmats: torch.Tensor, shape: torch.Tensor,
+              transl: torch.Tensor) -> _Variables:
+        ray, log_depth = _to_ray_depth(transl.detach())
+        return cls(*(value.detach().clone().requires_grad_(True) for value in
+                     (matrix_to_rot6d(rotmats), shape, ray, log_depth)))
+
+    def transl(self) -> torch.Tensor:
+        return _from_ray_depth(self.ray, self.log_depth)
+
+    def optimizer(self, lr: float) -> torch.optim.Optimizer:
+        # Short memory (betas 0.5, 0.9): one large interpenetration gradient must not
+        # steer the following steps, as Adam's default 0.999 would let it.
+        return torch.optim.Adam([
+            {"params": [self.rot6d, self.shape, self.log_depth]},
+            {"params": [self.ray], "lr": lr * RAY_LR_SHARE}], lr=lr, betas=(0.5, 0.9))
+
+
+def _descend(evidence: _Evidence, variables: _Variables, budget: int, collide: bool,
+             history: list[tuple[float, float]]) -> int:
+    """At most ``budget`` Adam steps on the objective (with the interpenetration term
+    when ``collide``; then each step's losses are appended to ``history``); stops when
+    the terms checked are zero. Returns the steps taken."""
+    config = evidence.config
+    optimizer = variables.optimizer(config.lr)
+    for step in range(budget + 1):
+        rotmats, transl = rot6d_to_matrix(variables.rot6d), variables.transl()
+        posed = posed_in_camera(evidence.body, rotmats, variables.shape, transl)
+        depths = depth_maps(posed.vertices, evidence.body.faces, evidence.K_small,
+                            evidence.size)
+        pseudo = pseudo_instances(depths.detach(), evidence.boxes, config.render_scale,
+                                  config.order_margin)  # where they overlap now
+        order = depth_order_loss(depths, pseudo)
+        collision = (collision_loss(posed.vertices, evidence.body.faces, config.grid,
+                                    config.sigma, "official") if collide else order * 0.0)
+        if collide:
+            history.append((float(collision.detach()), float(order.detach())))
+        if (float(collision.detach()), float(order.detach())) == (0.0, 0.0) or step == budget:
+            return step
         total = (config.collision * collision + config.depth_order * order
-                 + config.keypoints_2d * geman_mcclure(offsets, 0.1).mean()
-                 + config.pose * ((rot6d - start_6d).square().mean()
-                                  + (shape_v - shape).square().mean()))
-        if discriminator is not None and config.prior > 0:
-            total = total + config.prior * generator_loss(discriminator(current, shape_v))
+                 + _agreement(evidence, variables, posed.joints["coco17"], transl))
+        if evidence.discriminator is not None and config.prior > 0:
+            total = total + config.prior * generator_loss(
+                evidence.discriminator(rotmats, variables.shape))
         optimizer.zero_grad()
         total.backward()
         optimizer.step()
-    # an unchanged scene is returned as given, bit for bit
-    if step == 0:
-        return Refined(rotmats, shape, transl, 0, history)
-    return Refined(current.detach(), shape_v.detach(), transl_v.detach(), step, history)
+    return budget
+
+
+def _agreement(evidence: _Evidence, variables: _Variables, joints: torch.Tensor,
+               transl: torch.Tensor) -> torch.Tensor:
+    """Weighted agreement with the network: its 2D joints (Geman-McClure on offsets in
+    box units, blind to moves along the root's ray), its rotations and shape (squared),
+    and its depths (squared change of log depth: such moves are cheap, not free)."""
+    config = evidence.config
+    start_depth = evidence.log_depth.exp()
+    offsets = (_depth_free_2d(joints, transl, start_depth, evidence.K) - evidence.joints_2d)
+    extent = (evidence.boxes[:, 2:] - evidence.boxes[:, :2]).clamp(min=1.0)[:, None]
+    return (config.keypoints_2d * geman_mcclure(offsets / extent, 0.1).mean()
+            + config.pose * ((variables.rot6d - evidence.rot6d).square().mean()
+                             + (variables.shape - evidence.shape).square().mean())
+            + config.depth * (variables.log_depth - evidence.log_depth).square().sum())
+
+
+# The image-ray coordinates (X/Z, Y/Z) move at this share of the learning rate: at a few
+# metres, a step then shifts a root sideways by about as much as a metric translation
+# with the same rate would (1 cm at 4 m), while its depth moves by ``lr`` of itself.
+RAY_LR_SHARE = 0.25
+
+
+def _depth_free_2d(joints: torch.Tensor, transl: torch.Tensor, start_depth: torch.Tensor,
+                   K: torch.Tensor) -> torch.Tensor:
+    """``joints [P, J, 3]``' projections ``[P, J, 2]`` as if each person had kept its
+    starting depth: offsets from the projected root are scaled by depth / start depth.
+    The 2D agreement then ignores a move along the root's ray (the depth-scale
+    ambiguity of one image), which the depth-change penalty prices instead."""
+    root = project(transl, K)[:, None]  # [P, 1, 2]
+    ratio = (transl[:, 2] / start_depth)[:, None, None]
+    return root + (project(joints, K) - root) * ratio
+
+
+def _to_ray_depth(transl: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``transl [P, 3]`` (depth > 0) -> image ray ``(X/Z, Y/Z) [P, 2]`` and ``log Z [P]``."""
+    depth = transl[:, 2]
+    if not (depth > 0).all():
+        raise ValueError("refine: every predicted person must stand in front of the camera "
+                         f"(depths {depth.tolist()})")
+    return (transl[:, :2] / depth[:, None]).clone(), depth.log()
+
+
+def _from_ray_depth(ray: torch.Tensor, log_depth: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`_to_ray_depth`."""
+    depth = log_depth.exp()[:, None]
+    return torch.cat([ray * depth, depth], dim=1)
 
 
 def refine_detections(detections: dict[str, torch.Tensor], K: torch.Tensor,
@@ -250,7 +363,7 @@ def with_refinement(network: torch.nn.Module, state: dict, body: BodyModel,
     if config is None:
         if "refine" not in state:
             raise ValueError("this model file carries no refine configuration; give one")
-        config = RefineConfig(**state["refine"])
+        config = RefineConfig.from_section(state["refine"], "the model file")
     discriminator = build_discriminator(body.num_joints, body.shape_dim, 0)
     discriminator.load_state_dict(state["discriminator"])
     return RefiningNetwork(network, body, config, discriminator.eval()).eval()

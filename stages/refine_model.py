@@ -12,19 +12,12 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict
 from pathlib import Path
 
 from model.io import read_model, write_atomically
 from pipelines.refine import RefineConfig
-from stages.common import read_params, typed
-
-
-@dataclass(frozen=True)
-class RefineParams(RefineConfig):
-    """``refine`` section: the base model's name and the refinement's settings."""
-
-    base: str = "full"
+from stages.common import read_params, section
 
 
 def refined_model(base_path: Path, config: RefineConfig) -> dict:
@@ -40,11 +33,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Write the refined model's file.")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
-    params = typed(RefineParams, read_params(), "refine")
-    config = RefineConfig(**{f.name: getattr(params, f.name) for f in fields(RefineConfig)})
-    state = refined_model(Path("models") / params.base / "model.pt", config)
+    values = section(read_params(), "refine")  # the settings and ``base``, the model refined
+    config = RefineConfig.from_section(values)
+    base = values.get("base", "full")
+    state = refined_model(Path("models") / base / "model.pt", config)
     write_atomically(Path(args.out) / "model.pt", state)
-    print(f"{args.out}/model.pt: models/{params.base} followed by refinement "
+    print(f"{args.out}/model.pt: models/{base} followed by refinement "
           f"(at most {config.steps} steps)")
 
 

@@ -1,6 +1,7 @@
 """Test-time coherence refinement (pipelines.refine): colliding people are separated while
-their 2D projections stay put, coherent scenes are returned untouched, the pseudo
-depth-order evidence follows the boxes, and bad input is a clear error."""
+their 2D projections stay put, a wrong depth order is corrected, coherent scenes are
+returned untouched, the pseudo depth-order evidence follows the boxes, and bad input is a
+clear error."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ import pytest
 import torch
 
 from model.body import posed_in_camera
-from model.camera import intrinsics_matrix, project
+from model.camera import intrinsics_matrix, project, scale_intrinsics
 from model.smpl_head import FACING_CAMERA
 from ops.collision import collision_loss
+from ops.raster import depth_maps
 from pipelines.refine import (
     RefineConfig,
     overlapping_in_image,
@@ -22,7 +24,7 @@ from pipelines.refine import (
 HEIGHT, WIDTH = 256, 416
 K = intrinsics_matrix(500.0, WIDTH, HEIGHT)
 CONFIG = RefineConfig(steps=20, lr=0.01, collision=1.0, depth_order=100.0, keypoints_2d=10.0,
-                      pose=1.0, prior=0.0, sigma=0.2, grid=32, render_scale=0.5,
+                      depth=1.0, pose=1.0, prior=0.0, sigma=0.2, grid=32, render_scale=0.5,
                       order_margin=0.05, min_score=0.5)
 
 
@@ -52,6 +54,40 @@ def test_colliding_people_are_separated_and_stay_on_their_2d_joints(anny_body):
     moved = (joints_2d(anny_body, result.rotmats, result.shape, result.transl)
              - joints_2d(anny_body, rotmats, shape, transl)).norm(dim=-1)
     assert moved.mean() < 4.0 and moved.max() < 10.0  # pixels, in a 256 x 416 image
+
+
+def share_in_front(body, rotmats, shape, transl, person: int) -> tuple[float, int]:
+    """Share of the pixels covered by both people where ``person`` is the nearer, and how
+    many such pixels there are (depth maps at half size)."""
+    size, K_small = (HEIGHT // 2, WIDTH // 2), scale_intrinsics(K, 0.5)
+    depths = depth_maps(posed_in_camera(body, rotmats, shape, transl).vertices, body.faces,
+                        K_small, size)
+    both = torch.isfinite(depths).all(dim=0)
+    return float((depths.argmin(dim=0)[both] == person).float().mean()), int(both.sum())
+
+
+def test_a_wrong_depth_order_between_overlapping_people_is_corrected(anny_body):
+    # the network put person 0 in front, but person 1's box reaches lower in the image:
+    # by the box cue, person 1 stands nearer the camera
+    rotmats, shape, transl, boxes = standing(anny_body, [[0.35, 0.3, 4.0], [-0.3, 0.3, 4.3]])
+    boxes[1, 3] = boxes[0, 3] + 0.15 * (boxes[1, 3] - boxes[1, 1])
+    before, overlap = share_in_front(anny_body, rotmats, shape, transl, 1)
+    assert before == 0.0 and overlap > 20
+    result = refine(rotmats, shape, transl, boxes, (HEIGHT, WIDTH), K, anny_body, CONFIG)
+    after, overlap = share_in_front(anny_body, result.rotmats, result.shape, result.transl, 1)
+    assert after > 0.7 and overlap > 20  # reordered, still overlapping in the image
+    assert result.transl[1, 2] < result.transl[0, 2]
+    moved = (joints_2d(anny_body, result.rotmats, result.shape, result.transl)
+             - joints_2d(anny_body, rotmats, shape, transl)).norm(dim=-1)
+    assert moved.mean() < 4.0 and moved.max() < 10.0  # along their rays, not across
+
+
+def test_refine_settings_with_a_missing_key_are_a_clear_error():
+    values = {"base": "full", **{f: getattr(CONFIG, f) for f in CONFIG.__dataclass_fields__}}
+    assert RefineConfig.from_section(values) == CONFIG  # ``base`` is the stage's, ignored
+    del values["depth"]
+    with pytest.raises(ValueError, match=r"params.yaml: the refine section lacks \['depth'\]"):
+        RefineConfig.from_section(values)
 
 
 def test_a_coherent_scene_takes_zero_steps_and_is_returned_unchanged(anny_body):
