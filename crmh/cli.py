@@ -122,9 +122,12 @@ def _write(predictor: Predictor, prediction: Prediction, image, out: Path, name:
 
 
 def predict(args: argparse.Namespace) -> int:
-    predictor = Predictor(args.model, args.device, args.score,
-                          tuple(args.input_size) if args.input_size else None, args.smpl,
-                          refine=_refine_config(args))
+    try:
+        predictor = Predictor(args.model, args.device, args.score,
+                              tuple(args.input_size) if args.input_size else None, args.smpl,
+                              refine=_refine_config(args))
+    except ValueError as error:  # a model file we cannot use, said plainly
+        raise SystemExit(f"crmh predict: {error}") from error
     inputs = expand_inputs(args.inputs)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

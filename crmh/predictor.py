@@ -108,8 +108,11 @@ class Predictor:
         if refine is None:
             refine = "refine" in state
         if refine is not False:
-            network = with_refinement(network, state, self.body,
-                                      None if refine is True else refine)
+            try:
+                network = with_refinement(network, state, self.body,
+                                          None if refine is True else refine)
+            except ValueError as error:
+                raise ValueError(f"{model_path}: {error}") from error
         self.network = network.to(self.device).eval()
         self.body = self.body.to(self.device)
         self.input_size = tuple(input_size or state["input_size"])

@@ -22,11 +22,14 @@ them on the network's evidence. The objective, all terms weighted by :class:`Ref
 4. **Pose prior**: the trained discriminator's adversarial term (the model file keeps
    the discriminator).
 
-Two phases. First the depth-order term alone (at most half the steps): the
-interpenetration term is a barrier that would stop two people from passing each other in
-depth, so a wrong order is fixed before it acts. Then every term, until no pair
-intersects and no pixel is in the wrong order. A coherent image takes zero steps and is
-returned unchanged (bit for bit).
+Two phases. First each person only slides along its root's ray (a move that leaves its
+2D joints in place), driven by the depth-order term and the depth-change penalty, until
+the box cue's order holds (at most ``order_tolerance`` of the pixels where people
+overlap in the wrong order: thin parts such as a hand in front of the nearer body are
+allowed). The interpenetration term would be a barrier stopping two people from passing
+each other in depth, so it waits for phase two: every term, until no pair intersects and
+the order still holds. A coherent image takes zero steps and is returned unchanged (bit
+for bit).
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from model.camera import project, scale_intrinsics
 from model.discriminator import build_discriminator
 from model.losses import generator_loss
 from ops.collision import collision_loss, geman_mcclure
-from ops.depth_order import depth_order_loss
+from ops.depth_order import depth_order_loss, ordering_mistakes
 from ops.geometry import matrix_to_rot6d, rot6d_to_matrix
 from ops.raster import depth_maps
 
@@ -52,8 +55,10 @@ __all__ = ["RefineConfig", "Refined", "RefiningNetwork", "refine", "refine_detec
 class RefineConfig:
     """``refine`` section of params.yaml."""
 
-    steps: int  # most optimisation steps per image
-    lr: float  # Adam's learning rate
+    order_steps: int  # most steps of phase 1 (reordering along the rays)
+    order_lr: float  # its Adam rate on the log depths (0.05: 5 % of the depth a step)
+    steps: int  # most steps of phase 2 (every term)
+    lr: float  # its Adam rate
     collision: float  # weight of the interpenetration loss
     depth_order: float  # weight of the depth-order loss on the pseudo instance map
     keypoints_2d: float  # weight of the agreement with the network's projected joints
@@ -64,6 +69,8 @@ class RefineConfig:
     grid: int  # SDF grid of the interpenetration loss (official 32)
     render_scale: float  # depth maps at this fraction of the image size
     order_margin: float  # the box-bottom cue decides only beyond this share of box height
+    order_tolerance: float  # in order once at most this share of the overlap is wrong
+    collision_tolerance: float  # apart once the interpenetration loss is at most this
     min_score: float  # detections scoring below this are left as they are (duplicates)
 
     @classmethod
@@ -165,11 +172,12 @@ def _refine_people(rotmats: torch.Tensor, shape: torch.Tensor, transl: torch.Ten
                                 discriminator)
         variables = _Variables.start(rotmats, shape, transl)
         history: list[tuple[float, float]] = []
-        # 1. Depth order alone first: the interpenetration term is a barrier that would
-        #    stop two people from passing each other in depth.
-        steps = _descend(evidence, variables, config.steps // 2, False, history)
-        # 2. Then every term, until no pair collides and no pixel is in the wrong order.
-        steps += _descend(evidence, variables, config.steps - steps, True, history)
+        # 1. Reorder: each person slides along its root's ray, posed as the network said,
+        #    until the box cue's depth order holds. The interpenetration term is a barrier
+        #    that would stop two people from passing each other in depth, so it waits.
+        steps = _reorder(evidence, variables)
+        # 2. Then every term, until no pair collides and the order still holds.
+        steps += _descend(evidence, variables, history)
     if steps == 0:  # already coherent: the input, bit for bit
         return Refined(rotmats, shape, transl, 0, history)
     return Refined(rot6d_to_matrix(variables.rot6d).detach(), variables.shape.detach(),
@@ -234,14 +242,44 @@ class _Variables:
             {"params": [self.ray], "lr": lr * RAY_LR_SHARE}], lr=lr, betas=(0.5, 0.9))
 
 
-def _descend(evidence: _Evidence, variables: _Variables, budget: int, collide: bool,
+def _reorder(evidence: _Evidence, variables: _Variables) -> int:
+    """Phase 1: at most ``order_steps`` Adam steps (rate ``order_lr``) on the log depths
+    alone, minimising the depth-order term and the depth-change penalty, until at most
+    ``order_tolerance`` of the overlap is in the wrong order. The bodies are posed once:
+    a move along the ray is a translation. Returns the steps taken."""
+    config = evidence.config
+    with torch.no_grad():
+        posed = posed_in_camera(evidence.body, rot6d_to_matrix(variables.rot6d),
+                                variables.shape, variables.transl())
+        local = posed.vertices - variables.transl()[:, None]  # [P, V, 3] about each root
+    optimizer = torch.optim.Adam([variables.log_depth], lr=config.order_lr, betas=(0.5, 0.9))
+    for step in range(config.order_steps + 1):
+        depths = depth_maps(local + variables.transl()[:, None], evidence.body.faces,
+                            evidence.K_small, evidence.size)
+        pseudo = pseudo_instances(depths.detach(), evidence.boxes, config.render_scale,
+                                  config.order_margin)
+        if (_wrong_share(depths.detach(), pseudo) <= config.order_tolerance
+                or step == config.order_steps):
+            return step
+        total = (config.depth_order * depth_order_loss(depths, pseudo) + config.depth
+                 * (variables.log_depth - evidence.log_depth).square().sum())
+        optimizer.zero_grad()
+        total.backward()
+        optimizer.step()
+    return config.order_steps
+
+
+def _descend(evidence: _Evidence, variables: _Variables,
              history: list[tuple[float, float]]) -> int:
-    """At most ``budget`` Adam steps on the objective (with the interpenetration term
-    when ``collide``; then each step's losses are appended to ``history``); stops when
-    the terms checked are zero. Returns the steps taken."""
+    """Phase 2: at most ``steps`` Adam steps on the whole objective, appending each
+    step's interpenetration and depth-order losses to ``history``; stops when the
+    interpenetration loss is at most ``collision_tolerance`` (grazing contacts of a
+    millimetre or so; exact zero is rarely reached and costs many steps) and at most
+    ``order_tolerance`` of the overlap is in the wrong order.
+    Returns the steps taken."""
     config = evidence.config
     optimizer = variables.optimizer(config.lr)
-    for step in range(budget + 1):
+    for step in range(config.steps + 1):
         rotmats, transl = rot6d_to_matrix(variables.rot6d), variables.transl()
         posed = posed_in_camera(evidence.body, rotmats, variables.shape, transl)
         depths = depth_maps(posed.vertices, evidence.body.faces, evidence.K_small,
@@ -249,11 +287,11 @@ def _descend(evidence: _Evidence, variables: _Variables, budget: int, collide: b
         pseudo = pseudo_instances(depths.detach(), evidence.boxes, config.render_scale,
                                   config.order_margin)  # where they overlap now
         order = depth_order_loss(depths, pseudo)
-        collision = (collision_loss(posed.vertices, evidence.body.faces, config.grid,
-                                    config.sigma, "official") if collide else order * 0.0)
-        if collide:
-            history.append((float(collision.detach()), float(order.detach())))
-        if (float(collision.detach()), float(order.detach())) == (0.0, 0.0) or step == budget:
+        collision = collision_loss(posed.vertices, evidence.body.faces, config.grid,
+                                   config.sigma, "official")
+        history.append((float(collision.detach()), float(order.detach())))
+        ordered = _wrong_share(depths.detach(), pseudo) <= config.order_tolerance
+        if (ordered and history[-1][0] <= config.collision_tolerance) or step == config.steps:
             return step
         total = (config.collision * collision + config.depth_order * order
                  + _agreement(evidence, variables, posed.joints["coco17"], transl))
@@ -263,7 +301,15 @@ def _descend(evidence: _Evidence, variables: _Variables, budget: int, collide: b
         optimizer.zero_grad()
         total.backward()
         optimizer.step()
-    return budget
+    return config.steps
+
+
+def _wrong_share(depths: torch.Tensor, pseudo: torch.Tensor) -> float:
+    """Share of the pixels where several people overlap and the box cue decides that
+    are in the wrong depth order (0 when there are none)."""
+    decided = (pseudo > 0) & (torch.isfinite(depths).sum(dim=0) >= 2)
+    wrong = ordering_mistakes(depths, pseudo) & decided
+    return float(wrong.sum()) / max(int(decided.sum()), 1)
 
 
 def _agreement(evidence: _Evidence, variables: _Variables, joints: torch.Tensor,
@@ -363,7 +409,9 @@ def with_refinement(network: torch.nn.Module, state: dict, body: BodyModel,
     if config is None:
         if "refine" not in state:
             raise ValueError("this model file carries no refine configuration; give one")
-        config = RefineConfig.from_section(state["refine"], "the model file")
+        config = RefineConfig.from_section(
+            state["refine"], "the model file (from an older version? re-run `dvc repro "
+            "refine_model`, or give the settings)")
     discriminator = build_discriminator(body.num_joints, body.shape_dim, 0)
     discriminator.load_state_dict(state["discriminator"])
     return RefiningNetwork(network, body, config, discriminator.eval()).eval()

@@ -145,9 +145,11 @@ def test_wrong_model_files_are_named(tmp_path):
         Predictor(tmp_path / "missing.pt")
 
 
-QUICK_REFINE = RefineConfig(steps=2, lr=0.01, collision=1.0, depth_order=100.0,
-                            keypoints_2d=10.0, depth=1.0, pose=1.0, prior=0.01, sigma=0.2, grid=16,
-                            render_scale=0.5, order_margin=0.05, min_score=0.5)
+QUICK_REFINE = RefineConfig(order_steps=2, order_lr=0.05, steps=2, lr=0.01, collision=1.0,
+                            depth_order=100.0, keypoints_2d=10.0, depth=1.0, pose=1.0,
+                            prior=0.01, sigma=0.2, grid=16, render_scale=0.5,
+                            order_margin=0.05, order_tolerance=0.1,
+                            collision_tolerance=1e-4, min_score=0.5)
 
 
 def test_a_refined_model_file_refines_in_predict_and_in_evaluation(
@@ -165,6 +167,13 @@ def test_a_refined_model_file_refines_in_predict_and_in_evaluation(
     assert crmh(["predict", str(picture), "--model", str(model_file), "--out",
                  str(tmp_path / "out"), "--refine", "--params", str(params),
                  "--formats", "npz"]) == 0
+    # a refine section written by an older version is refused, naming the file and the key
+    stale = tmp_path / "stale.pt"
+    state = refined_model(model_file, QUICK_REFINE)
+    del state["refine"]["order_tolerance"]
+    write_atomically(stale, state)
+    with pytest.raises(SystemExit, match=r"stale.pt: .*lacks \['order_tolerance'\]"):
+        crmh(["predict", str(picture), "--model", str(stale), "--out", str(tmp_path / "o")])
     # the evaluation stage loads it as the network followed by refinement
     monkeypatch.chdir(tmp_path)
     predictor = load_predictor("full_refine", anny_body)

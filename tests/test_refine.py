@@ -11,7 +11,7 @@ import torch
 from model.body import posed_in_camera
 from model.camera import intrinsics_matrix, project, scale_intrinsics
 from model.smpl_head import FACING_CAMERA
-from ops.collision import collision_loss
+from ops.collision import collision_volume
 from ops.raster import depth_maps
 from pipelines.refine import (
     RefineConfig,
@@ -23,9 +23,11 @@ from pipelines.refine import (
 
 HEIGHT, WIDTH = 256, 416
 K = intrinsics_matrix(500.0, WIDTH, HEIGHT)
-CONFIG = RefineConfig(steps=20, lr=0.01, collision=1.0, depth_order=100.0, keypoints_2d=10.0,
-                      depth=1.0, pose=1.0, prior=0.0, sigma=0.2, grid=32, render_scale=0.5,
-                      order_margin=0.05, min_score=0.5)
+CONFIG = RefineConfig(order_steps=10, order_lr=0.05, steps=20, lr=0.01, collision=1.0,
+                      depth_order=100.0, keypoints_2d=10.0, depth=1.0, pose=1.0, prior=0.0,
+                      sigma=0.2, grid=32, render_scale=0.5, order_margin=0.05,
+                      order_tolerance=0.1,
+                      collision_tolerance=1e-4, min_score=0.5)
 
 
 def standing(body, translations: list[list[float]]):
@@ -48,9 +50,14 @@ def test_colliding_people_are_separated_and_stay_on_their_2d_joints(anny_body):
     rotmats, shape, transl, boxes = standing(anny_body, [[-0.12, 0.3, 4.0], [0.12, 0.3, 4.1]])
     result = refine(rotmats, shape, transl, boxes, (HEIGHT, WIDTH), K, anny_body, CONFIG)
     assert result.history[0][0] > 0  # they interpenetrate before
-    assert 0 < result.steps < CONFIG.steps and result.history[-1][0] == 0.0
+    assert 0 < result.steps < CONFIG.steps
+    assert result.history[-1][0] <= CONFIG.collision_tolerance
+    # the evaluation's measure (Table 4, 64^3 grids): from litres to (almost) nothing
+    before = posed_in_camera(anny_body, rotmats, shape, transl)
     after = posed_in_camera(anny_body, result.rotmats, result.shape, result.transl)
-    assert float(collision_loss(after.vertices, anny_body.faces, 32, 0.2, "official")) == 0.0
+    volume_before = float(collision_volume(before.vertices, anny_body.faces).sum())
+    volume_after = float(collision_volume(after.vertices, anny_body.faces).sum())
+    assert volume_before > 1e-5 and volume_after < 1e-6  # m^3: > 10 cm^3, < 1 cm^3
     moved = (joints_2d(anny_body, result.rotmats, result.shape, result.transl)
              - joints_2d(anny_body, rotmats, shape, transl)).norm(dim=-1)
     assert moved.mean() < 4.0 and moved.max() < 10.0  # pixels, in a 256 x 416 image
@@ -75,11 +82,14 @@ def test_a_wrong_depth_order_between_overlapping_people_is_corrected(anny_body):
     assert before == 0.0 and overlap > 20
     result = refine(rotmats, shape, transl, boxes, (HEIGHT, WIDTH), K, anny_body, CONFIG)
     after, overlap = share_in_front(anny_body, result.rotmats, result.shape, result.transl, 1)
-    assert after > 0.7 and overlap > 20  # reordered, still overlapping in the image
+    assert after > 0.9 and overlap > 10  # reordered, still overlapping in the image
     assert result.transl[1, 2] < result.transl[0, 2]
+    # they moved along their rays: the roots stay put in the image, the joints move only
+    # as much as the change of size with depth (about 10 %) implies
+    root_moved = (project(result.transl, K) - project(transl, K)).norm(dim=-1)
     moved = (joints_2d(anny_body, result.rotmats, result.shape, result.transl)
              - joints_2d(anny_body, rotmats, shape, transl)).norm(dim=-1)
-    assert moved.mean() < 4.0 and moved.max() < 10.0  # along their rays, not across
+    assert root_moved.max() < 4.0 and moved.mean() < 6.0
 
 
 def test_refine_settings_with_a_missing_key_are_a_clear_error():
