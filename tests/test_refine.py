@@ -5,6 +5,8 @@ clear error."""
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -152,3 +154,17 @@ def test_pseudo_instances_give_overlaps_to_the_lowest_box_beyond_the_margin():
     assert instances[:, 2:4].eq(1).all()  # the overlap: person 1's box reaches lower
     assert instances[:, 4:].eq(2).all()  # person 2 alone
     assert instances[0, 0] == 0  # a tie: the cue cannot tell
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_refine_on_cuda_matches_cpu(anny_body):
+    rotmats, shape, transl, boxes = standing(anny_body, [[-0.12, 0.3, 4.0], [0.12, 0.3, 4.1]])
+    cpu = refine(rotmats, shape, transl, boxes, (HEIGHT, WIDTH), K, anny_body, CONFIG)
+    body = copy.deepcopy(anny_body).to("cuda")  # the fixture is shared: leave it on the CPU
+    gpu = refine(rotmats.cuda(), shape.cuda(), transl.cuda(), boxes.cuda(), (HEIGHT, WIDTH),
+                 K.cuda(), body, CONFIG)
+    assert gpu.steps > 0 and gpu.history[-1][0] <= CONFIG.collision_tolerance
+    after = posed_in_camera(body, gpu.rotmats, gpu.shape, gpu.transl)
+    assert float(collision_volume(after.vertices, body.faces).sum()) < 1e-6
+    # float differences between the devices may change the path a little, not the result
+    assert (gpu.transl.cpu() - cpu.transl).abs().max() < 0.02  # metres

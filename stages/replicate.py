@@ -1,0 +1,188 @@
+"""Training-seed replicates of the fine-tunes: how much of a scene loss's effect survives
+another run of the same training? (Opt-in; not a DVC stage, since it multiplies the
+fine-tuning time.)
+
+    python -m stages.replicate --seeds 1 2 [--variants full no_depth]
+        [--benchmarks synth_multi synth_crowd] [--out replicates]
+
+Needs a finished ``dvc repro`` (the shards, ``models/baseline``, the evaluations). For
+each extra seed it makes a workspace ``<out>/seed<k>/`` (links to ``data/`` and
+``models/baseline``, and ``params.yaml`` with ``seed: k``), fine-tunes each variant
+there from the same baseline and evaluates it on each benchmark, resuming whatever is
+already done. The main run counts as seed 0.
+
+It then writes ``<out>/report.md`` and ``<out>/summary.json``: for each variant,
+benchmark and metric (Table 4's collision frames, Table 5's depth-order accuracy), each
+seed's paired difference from the baseline with its image-bootstrap interval, their
+mean over seeds, and two intervals for that mean:
+
+- **across seeds**: Student's t over the seeds' differences (the spread of training
+  itself, on these test images);
+- **over images**: the percentile bootstrap of the seed mean, every seed and the
+  baseline resampled on the same images.
+
+A difference counts as shown only when both exclude zero on the same side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+from scipy import stats
+
+from ops.bootstrap import Interval, interval, replicate_weights
+from pipelines.evaluation import metric_replicates, read_records
+from stages.common import read_params, write_json
+
+ROOT = Path(__file__).resolve().parents[1]
+METRICS = ("collision_frames", "depth_order_acc")  # Table 4, Table 5
+REFERENCE = "baseline"
+
+
+@dataclass
+class SeedSpread:
+    """One (variant, benchmark, metric): the seeds' paired differences from the
+    baseline and their mean with its two intervals."""
+
+    seeds: list[int]
+    per_seed: list[Interval]
+    across_seeds: Interval
+    over_images: Interval
+
+    @property
+    def shown(self) -> bool:
+        bounds = [self.across_seeds, self.over_images]
+        return (all(b.low > 0 for b in bounds) or all(b.high < 0 for b in bounds))
+
+
+def seed_spread(per_seed_records: dict[int, list[dict]], baseline: list[dict], metric: str,
+                replicates: int, seed: int) -> SeedSpread:
+    """:class:`SeedSpread` of ``metric`` from each seed's per-image records and the
+    baseline's, on the images all of them evaluated."""
+    by_key = {s: {r["key"]: r for r in records} for s, records in per_seed_records.items()}
+    reference = {r["key"]: r for r in baseline}
+    keys = sorted(set(reference).intersection(*(set(k) for k in by_key.values())))
+    if not keys:
+        raise ValueError(f"replicate: no image evaluated by every seed and the baseline "
+                         f"({metric})")
+    weights = replicate_weights(len(keys), replicates, seed)
+    base_point, base_draws = metric_replicates([reference[k] for k in keys], weights, metric)
+    seeds = sorted(by_key)
+    points, draws = [], []
+    for s in seeds:
+        point, draw = metric_replicates([by_key[s][k] for k in keys], weights, metric)
+        points.append(point - base_point)
+        draws.append(draw - base_draws)
+    per_seed = [interval(p, d) for p, d in zip(points, draws, strict=True)]
+    mean = float(np.mean(points))
+    if len(points) >= 2:
+        half = (stats.t.ppf(0.975, len(points) - 1) * np.std(points, ddof=1)
+                / np.sqrt(len(points)))
+        across = Interval(mean, mean - half, mean + half)
+    else:
+        across = Interval(mean, float("nan"), float("nan"))
+    return SeedSpread(seeds, per_seed, across, interval(mean, np.mean(draws, axis=0)))
+
+
+def prepare_workspace(work: Path, seed: int, root: Path = Path(".")) -> None:
+    """``work`` with ``data`` and ``models/baseline`` linked from ``root`` and its
+    ``params.yaml`` with ``seed: <seed>``."""
+    (work / "models").mkdir(parents=True, exist_ok=True)
+    for link, target in ((work / "data", root / "data"),
+                         (work / "models" / REFERENCE, root / "models" / REFERENCE)):
+        if not target.exists():
+            raise FileNotFoundError(f"replicate: {target} is missing; run `dvc repro` first")
+        if not link.is_symlink():
+            link.symlink_to(target.resolve(), target_is_directory=True)
+    params = read_params(root / "params.yaml")
+    params["seed"] = seed
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def _run(command: list[str], work: Path, label: str) -> None:
+    print(f"replicate: {label}", flush=True)
+    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-m", *command], cwd=work, env=environment)
+    if result.returncode:
+        raise SystemExit(f"replicate: {label} failed (exit {result.returncode}) in {work}")
+
+
+def run_seed(work: Path, variants: list[str], benchmarks: list[str]) -> None:
+    """Fine-tune and evaluate each variant in ``work``, skipping what is there."""
+    for variant in variants:
+        if not (work / "models" / variant / "model.pt").is_file():
+            _run(["stages.train", "--phase", "finetune", "--variant", variant], work,
+                 f"{work.name}: fine-tune {variant}")
+        for benchmark in benchmarks:
+            if not (work / "evaluations" / benchmark / f"{variant}.jsonl").is_file():
+                _run(["stages.evaluate", "--model", variant, "--benchmark", benchmark], work,
+                     f"{work.name}: evaluate {variant} on {benchmark}")
+
+
+def _cell(value: Interval, digits: int) -> str:
+    return f"{value.value:+.{digits}f} [{value.low:+.{digits}f}, {value.high:+.{digits}f}]"
+
+
+def report(spreads: dict[tuple[str, str, str], SeedSpread]) -> str:
+    """Markdown table of every :class:`SeedSpread`."""
+    lines = ["# Training-seed replicates of the fine-tunes", "",
+             "| variant | benchmark | metric | per seed (Δ vs baseline, image interval) "
+             "| mean | across seeds (t) | over images | shown |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for (variant, benchmark, metric), spread in spreads.items():
+        digits = 0 if metric == "collision_frames" else 1
+        per_seed = "; ".join(f"seed {s}: {_cell(v, digits)}"
+                             for s, v in zip(spread.seeds, spread.per_seed, strict=True))
+        lines.append(f"| {variant} | {benchmark} | {metric} | {per_seed} | "
+                     f"{spread.across_seeds.value:+.{digits + 1}f} | "
+                     f"{_cell(spread.across_seeds, digits + 1)} | "
+                     f"{_cell(spread.over_images, digits + 1)} | "
+                     f"{'yes' if spread.shown else 'no'} |")
+    lines += ["", "Δ: the variant minus the baseline on the same images. Across seeds: "
+              "Student's t over the seeds' differences (training randomness, these "
+              "images). Over images: percentile bootstrap of the seed mean, all seeds and "
+              "the baseline resampled on the same images. Shown: both exclude zero on the "
+              "same side.", ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, nargs="+", required=True,
+                        help="extra training seeds (the main run is seed 0)")
+    parser.add_argument("--variants", nargs="+", default=["full", "no_depth"])
+    parser.add_argument("--benchmarks", nargs="+", default=["synth_multi", "synth_crowd"])
+    parser.add_argument("--out", default="replicates")
+    args = parser.parse_args()
+    if 0 in args.seeds:
+        raise SystemExit("replicate: seed 0 is the main run; give the extra seeds")
+    params, out = read_params(), Path(args.out)
+    for seed in args.seeds:
+        prepare_workspace(out / f"seed{seed}", seed)
+        run_seed(out / f"seed{seed}", args.variants, args.benchmarks)
+    places = {0: Path("."), **{s: out / f"seed{s}" for s in args.seeds}}
+    spreads = {}
+    for variant in args.variants:
+        for benchmark in args.benchmarks:
+            records = {s: read_records(place / "evaluations" / benchmark / f"{variant}.jsonl")
+                       for s, place in places.items()}
+            baseline = read_records(Path("evaluations") / benchmark / f"{REFERENCE}.jsonl")
+            for metric in METRICS:
+                spreads[variant, benchmark, metric] = seed_spread(
+                    records, baseline, metric, params["eval"]["bootstrap_replicates"],
+                    params["seed"])
+    (out / "report.md").write_text(report(spreads))
+    write_json(out / "summary.json", {"/".join(key): {**asdict(spread), "shown": spread.shown}
+                                      for key, spread in spreads.items()})
+    print(f"replicate: wrote {out / 'report.md'}")
+
+
+if __name__ == "__main__":
+    main()

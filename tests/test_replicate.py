@@ -1,0 +1,65 @@
+"""Training-seed replicates (stages.replicate): the seeds' paired differences, their mean
+and its two intervals against a hand computation, and the workspace of an extra seed."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import yaml
+
+from stages.replicate import prepare_workspace, seed_spread
+
+IMAGES = 50
+
+
+def records(colliding: int) -> list[dict]:
+    """Per-image records where the first ``colliding`` images have a collision."""
+    return [{"key": f"img{i:03d}", "group": "all",
+             "values": {"collision": [float(i < colliding), 1.0]}} for i in range(IMAGES)]
+
+
+def test_seed_spread_matches_a_hand_computation():
+    seeds = {0: records(10), 1: records(12), 2: records(8)}  # baseline: 20 frames
+    spread = seed_spread(seeds, records(20), "collision_frames", 500, 0)
+    assert [round(v.value) for v in spread.per_seed] == [-10, -8, -12]
+    # Student's t over (-10, -8, -12): mean -10, sd 2, t(0.975, 2) = 4.3027
+    half = 4.302653 * 2.0 / math.sqrt(3)
+    assert spread.across_seeds.value == pytest.approx(-10.0)
+    assert spread.across_seeds.low == pytest.approx(-10.0 - half, rel=1e-5)
+    assert spread.across_seeds.high == pytest.approx(-10.0 + half, rel=1e-5)
+    assert spread.over_images.low < -10.0 < spread.over_images.high < 0
+    assert spread.shown
+
+
+def test_seeds_that_disagree_show_nothing():
+    seeds = {0: records(10), 1: records(30)}  # -10 and +10 against the baseline's 20
+    spread = seed_spread(seeds, records(20), "collision_frames", 500, 0)
+    assert spread.across_seeds.value == pytest.approx(0.0)
+    assert spread.across_seeds.low < 0 < spread.across_seeds.high
+    assert not spread.shown
+
+
+def test_a_single_seed_has_no_across_seed_interval():
+    spread = seed_spread({0: records(10)}, records(20), "collision_frames", 500, 0)
+    assert math.isnan(spread.across_seeds.low) and not spread.shown
+
+
+def test_the_workspace_links_the_data_and_baseline_and_sets_the_seed(tmp_path):
+    root = tmp_path / "repo"
+    (root / "data" / "shards").mkdir(parents=True)
+    (root / "models" / "baseline").mkdir(parents=True)
+    (root / "params.yaml").write_text(yaml.safe_dump({"seed": 0, "eval": {"x": 1}}))
+    work = tmp_path / "replicates" / "seed3"
+    prepare_workspace(work, 3, root)
+    prepare_workspace(work, 3, root)  # again: resumes
+    assert (work / "data").resolve() == (root / "data").resolve()
+    assert (work / "models" / "baseline").resolve() == (root / "models" / "baseline").resolve()
+    assert yaml.safe_load((work / "params.yaml").read_text()) == {"seed": 3, "eval": {"x": 1}}
+
+
+def test_a_missing_baseline_is_a_clear_error(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "params.yaml").write_text("seed: 0\n")
+    with pytest.raises(FileNotFoundError, match="models/baseline is missing"):
+        prepare_workspace(tmp_path / "seed1", 1, tmp_path)
