@@ -2,7 +2,7 @@
 another run of the same training? (Opt-in; not a DVC stage, since it multiplies the
 fine-tuning time.)
 
-    python -m stages.replicate --seeds 1 2 [--variants full no_depth]
+    python -m stages.replicate --seeds 1 2 [--variants full no_depth no_collision]
         [--benchmarks synth_multi synth_crowd] [--out replicates]
 
 Needs a finished ``dvc repro`` (the shards, ``models/baseline``, the evaluations). For
@@ -157,13 +157,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", required=True,
                         help="extra training seeds (the main run is seed 0)")
-    parser.add_argument("--variants", nargs="+", default=["full", "no_depth"])
+    parser.add_argument("--variants", nargs="+", help="default: params.yaml's variants")
     parser.add_argument("--benchmarks", nargs="+", default=["synth_multi", "synth_crowd"])
     parser.add_argument("--out", default="replicates")
     args = parser.parse_args()
     if 0 in args.seeds:
         raise SystemExit("replicate: seed 0 is the main run; give the extra seeds")
     params, out = read_params(), Path(args.out)
+    args.variants = args.variants or list(params["variants"])
     for seed in args.seeds:
         prepare_workspace(out / f"seed{seed}", seed)
         run_seed(out / f"seed{seed}", args.variants, args.benchmarks)
