@@ -37,7 +37,7 @@ import numpy as np
 import yaml
 from scipy import stats
 
-from ops.bootstrap import Interval, interval, replicate_weights
+from ops.bootstrap import Interval, interval, paired, replicate_weights
 from pipelines.evaluation import metric_replicates, read_records
 from stages.common import read_params, write_json
 
@@ -75,12 +75,12 @@ def seed_spread(per_seed_records: dict[int, list[dict]], baseline: list[dict], m
     weights = replicate_weights(len(keys), replicates, seed)
     base_point, base_draws = metric_replicates([reference[k] for k in keys], weights, metric)
     seeds = sorted(by_key)
-    points, draws = [], []
+    per_seed, draws = [], []
     for s in seeds:
         point, draw = metric_replicates([by_key[s][k] for k in keys], weights, metric)
-        points.append(point - base_point)
+        per_seed.append(paired(point, base_point, draw, base_draws))
         draws.append(draw - base_draws)
-    per_seed = [interval(p, d) for p, d in zip(points, draws, strict=True)]
+    points = [difference.value for difference in per_seed]
     mean = float(np.mean(points))
     if len(points) >= 2:
         half = (stats.t.ppf(0.975, len(points) - 1) * np.std(points, ddof=1)
