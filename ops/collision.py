@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 
 from ops._warp import check_mesh_inputs
-from ops.sdf import penetration_depth, sample_phi, sdf_grid
+from ops.sdf import SDF_PADDING, penetration_depth, person_cubes, sample_phi, sdf_grid
 
 __all__ = ["collision_loss", "collision_volume", "overlapping_pairs", "geman_mcclure"]
 
@@ -82,10 +82,12 @@ def collision_volume(vertices: torch.Tensor, faces: torch.Tensor,
                      grid_size: int = 64) -> torch.Tensor:
     """Pairwise intersection volume (m^3) of the people of one image, for evaluation.
 
-    For each overlapping pair, the voxels of person i's grid that are inside i are
-    tested against person j's mesh exactly (not by interpolating j's grid); each voxel
-    stands for a cell of side ``2 half_i / (N - 1)``. The estimate from i's grid and the
-    one from j's grid are averaged, so the result is symmetric.
+    For each overlapping pair, the voxels of person i's N^3 grid (the cube of
+    :func:`ops.sdf.sdf_grid`) inside both i and j are counted, each standing for a cell
+    of side ``2 half_i / (N - 1)``; the estimate from i's grid and the one from j's grid
+    are averaged, so the result is symmetric. Both inside tests are exact mesh queries.
+    Only voxels inside both people's bounding boxes can count, so only those are tested
+    (the same count as testing the whole grid, for a fraction of the queries).
 
     Args:
         vertices: ``[P, V, 3]`` metres; faces: ``[F, 3]``; grid_size: N (official: 64).
@@ -96,22 +98,34 @@ def collision_volume(vertices: torch.Tensor, faces: torch.Tensor,
     num_people = vertices.shape[0]
     volume = torch.zeros(num_people, num_people, dtype=torch.float64, device=vertices.device)
     overlap = overlapping_pairs(vertices) if num_people > 1 else volume.bool()
-    involved = overlap.any(dim=1).nonzero().flatten()
-    if involved.numel() == 0:
-        return volume
-    grid = sdf_grid(vertices[involved], faces, grid_size)
+    vertices = vertices.detach().float()
+    low, high = vertices.amin(dim=1), vertices.amax(dim=1)
+    center, half = person_cubes(vertices, SDF_PADDING)
     axis = torch.linspace(-1.0, 1.0, grid_size, device=vertices.device)
-    zz, yy, xx = torch.meshgrid(axis, axis, axis, indexing="ij")
-    unit_voxels = torch.stack([xx, yy, zz], dim=-1)  # [N, N, N, 3], matches phi[iz, iy, ix]
-    slot = {int(person): k for k, person in enumerate(involved)}
-    inside = {i: grid.center[k] + grid.half[k] * unit_voxels[grid.phi[k] > 0]  # [M_i, 3]
-              for i, k in slot.items()}
-    for j in involved.tolist():  # one mesh query per person j, for all its neighbours' voxels
-        neighbours = overlap[j].nonzero().flatten().tolist()
-        points = torch.cat([inside[i] for i in neighbours])
-        hits = (penetration_depth(vertices[j], faces, points) > 0).split(
-            [len(inside[i]) for i in neighbours])
-        for i, hit in zip(neighbours, hits, strict=True):
-            cell = (2 * grid.half[slot[i]].double() / (grid_size - 1)) ** 3
-            volume[i, j] += 0.5 * hit.sum().double() * cell
+    for i in overlap.any(dim=1).nonzero().flatten().tolist():
+        neighbours = overlap[i].nonzero().flatten().tolist()
+        # 1. Voxels of i's grid inside i's box and some neighbour's box, then inside i.
+        voxels = _voxels_in_boxes(center[i] + half[i] * axis[:, None], low[i], high[i],
+                                  low[neighbours], high[neighbours])
+        inside_i = voxels[penetration_depth(vertices[i], faces, voxels) > 0]
+        cell = (2 * half[i].double() / (grid_size - 1)) ** 3
+        # 2. Of those, the ones inside each neighbour j.
+        for j in neighbours:
+            candidates = inside_i[((inside_i >= low[j]) & (inside_i <= high[j])).all(dim=1)]
+            hits = int((penetration_depth(vertices[j], faces, candidates) > 0).sum())
+            volume[i, j] += 0.5 * hits * cell
     return volume + volume.T
+
+
+def _voxels_in_boxes(coordinates: torch.Tensor, low: torch.Tensor, high: torch.Tensor,
+                     lows: torch.Tensor, highs: torch.Tensor) -> torch.Tensor:
+    """Centres ``[M, 3]`` of the voxels of a grid with per-axis ``coordinates [N, 3]``
+    (voxel ``(ix, iy, iz)`` at ``(x[ix], y[iy], z[iz])``) inside the box ``low, high``
+    and inside at least one of the boxes ``lows, highs [B, 3]``."""
+    chosen = torch.zeros(len(coordinates), len(coordinates), len(coordinates), dtype=torch.bool,
+                         device=coordinates.device)  # [iz, iy, ix]
+    for box_low, box_high in zip(lows.maximum(low), highs.minimum(high), strict=True):
+        axis_in = (coordinates >= box_low) & (coordinates <= box_high)  # [N, 3]
+        chosen |= axis_in[:, 2, None, None] & axis_in[None, :, 1, None] & axis_in[None, None, :, 0]
+    iz, iy, ix = chosen.nonzero(as_tuple=True)
+    return torch.stack([coordinates[ix, 0], coordinates[iy, 1], coordinates[iz, 2]], dim=1)

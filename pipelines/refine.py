@@ -149,7 +149,7 @@ def refine(rotmats: torch.Tensor, shape: torch.Tensor, transl: torch.Tensor,
                         ("boxes", boxes)):
         _check(name, value)
     involved = overlapping_in_image(boxes) if len(boxes) else torch.zeros(0, dtype=torch.bool)
-    if int(involved.sum()) < 2 or config.steps <= 0:
+    if int(involved.sum()) < 2 or (config.steps <= 0 and config.order_steps <= 0):
         return Refined(rotmats, shape, transl, 0)
     part = _refine_people(rotmats[involved], shape[involved], transl[involved], boxes[involved],
                           image_size, K, body, config, discriminator)
@@ -170,7 +170,7 @@ def _refine_people(rotmats: torch.Tensor, shape: torch.Tensor, transl: torch.Ten
     with torch.enable_grad():
         evidence = _Evidence.of(rotmats, shape, transl, boxes, image_size, K, body, config,
                                 discriminator)
-        variables = _Variables.start(rotmats, shape, transl)
+        variables = _Variables.start(evidence)
         history: list[tuple[float, float]] = []
         # 1. Reorder: each person slides along its root's ray, posed as the network said,
         #    until the box cue's depth order holds. The interpenetration term is a barrier
@@ -190,6 +190,7 @@ class _Evidence:
 
     rot6d: torch.Tensor  # [P, J, 6] its rotations
     shape: torch.Tensor  # [P, S]
+    ray: torch.Tensor  # [P, 2] its roots' image rays (X/Z, Y/Z)
     log_depth: torch.Tensor  # [P] log of its root depths
     joints_2d: torch.Tensor  # [P, 17, 2] its projected COCO joints
     boxes: torch.Tensor  # [P, 4] its boxes (the pseudo depth-order cue)
@@ -207,7 +208,7 @@ class _Evidence:
         with torch.no_grad():
             joints = posed_in_camera(body, rotmats, shape, transl).joints["coco17"]
         return cls(matrix_to_rot6d(rotmats).detach(), shape.detach(),
-                   _to_ray_depth(transl.detach())[1], project(joints, K), boxes, K,
+                   *_to_ray_depth(transl.detach()), project(joints, K), boxes, K,
                    scale_intrinsics(K, config.render_scale), size, body, config,
                    discriminator)
 
@@ -225,11 +226,10 @@ class _Variables:
     log_depth: torch.Tensor
 
     @classmethod
-    def start(cls, rotmats: torch.Tensor, shape: torch.Tensor,
-              transl: torch.Tensor) -> _Variables:
-        ray, log_depth = _to_ray_depth(transl.detach())
+    def start(cls, evidence: _Evidence) -> _Variables:
+        """Where the network put the people."""
         return cls(*(value.detach().clone().requires_grad_(True) for value in
-                     (matrix_to_rot6d(rotmats), shape, ray, log_depth)))
+                     (evidence.rot6d, evidence.shape, evidence.ray, evidence.log_depth)))
 
     def transl(self) -> torch.Tensor:
         return _from_ray_depth(self.ray, self.log_depth)
@@ -254,12 +254,8 @@ def _reorder(evidence: _Evidence, variables: _Variables) -> int:
         local = posed.vertices - variables.transl()[:, None]  # [P, V, 3] about each root
     optimizer = torch.optim.Adam([variables.log_depth], lr=config.order_lr, betas=(0.5, 0.9))
     for step in range(config.order_steps + 1):
-        depths = depth_maps(local + variables.transl()[:, None], evidence.body.faces,
-                            evidence.K_small, evidence.size)
-        pseudo = pseudo_instances(depths.detach(), evidence.boxes, config.render_scale,
-                                  config.order_margin)
-        if (_wrong_share(depths.detach(), pseudo) <= config.order_tolerance
-                or step == config.order_steps):
+        depths, pseudo, ordered = _depth_order_now(evidence, local + variables.transl()[:, None])
+        if ordered or step == config.order_steps:
             return step
         total = (config.depth_order * depth_order_loss(depths, pseudo) + config.depth
                  * (variables.log_depth - evidence.log_depth).square().sum())
@@ -278,19 +274,17 @@ def _descend(evidence: _Evidence, variables: _Variables,
     ``order_tolerance`` of the overlap is in the wrong order.
     Returns the steps taken."""
     config = evidence.config
+    if config.steps <= 0:
+        return 0
     optimizer = variables.optimizer(config.lr)
     for step in range(config.steps + 1):
         rotmats, transl = rot6d_to_matrix(variables.rot6d), variables.transl()
         posed = posed_in_camera(evidence.body, rotmats, variables.shape, transl)
-        depths = depth_maps(posed.vertices, evidence.body.faces, evidence.K_small,
-                            evidence.size)
-        pseudo = pseudo_instances(depths.detach(), evidence.boxes, config.render_scale,
-                                  config.order_margin)  # where they overlap now
+        depths, pseudo, ordered = _depth_order_now(evidence, posed.vertices)
         order = depth_order_loss(depths, pseudo)
         collision = collision_loss(posed.vertices, evidence.body.faces, config.grid,
                                    config.sigma, "official")
         history.append((float(collision.detach()), float(order.detach())))
-        ordered = _wrong_share(depths.detach(), pseudo) <= config.order_tolerance
         if (ordered and history[-1][0] <= config.collision_tolerance) or step == config.steps:
             return step
         total = (config.collision * collision + config.depth_order * order
@@ -304,12 +298,19 @@ def _descend(evidence: _Evidence, variables: _Variables,
     return config.steps
 
 
-def _wrong_share(depths: torch.Tensor, pseudo: torch.Tensor) -> float:
-    """Share of the pixels where several people overlap and the box cue decides that
-    are in the wrong depth order (0 when there are none)."""
-    decided = (pseudo > 0) & (torch.isfinite(depths).sum(dim=0) >= 2)
+def _depth_order_now(evidence: _Evidence, vertices: torch.Tensor
+                     ) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """The people's depth maps ``[P, h, w]`` (differentiable), the pseudo instance map
+    where they overlap now, and whether the order holds: at most ``order_tolerance``
+    of the pixels where several people overlap and the box cue decides are wrong."""
+    config = evidence.config
+    depths = depth_maps(vertices, evidence.body.faces, evidence.K_small, evidence.size)
+    pseudo = pseudo_instances(depths.detach(), evidence.boxes, config.render_scale,
+                              config.order_margin)
+    decided = (pseudo > 0) & (torch.isfinite(depths.detach()).sum(dim=0) >= 2)
     wrong = ordering_mistakes(depths, pseudo) & decided
-    return float(wrong.sum()) / max(int(decided.sum()), 1)
+    wrong_share = float(wrong.sum()) / max(int(decided.sum()), 1)
+    return depths, pseudo, wrong_share <= config.order_tolerance
 
 
 def _agreement(evidence: _Evidence, variables: _Variables, joints: torch.Tensor,

@@ -125,3 +125,35 @@ def test_volumes_are_pairwise_so_a_subset_is_a_block_of_the_whole():
         index = torch.tensor(subset)
         alone = collision_volume(people[index], faces, grid_size=32)
         torch.testing.assert_close(whole[index][:, index], alone)
+
+
+def test_collision_volume_matches_brute_force_on_random_blobs():
+    """The fast volume (voxels in both bounding boxes only, BVH inside tests) against
+    the definition: every voxel of each person's grid tested with the winding number."""
+    from ops.sdf import SDF_PADDING, person_cubes
+    from tests.mesh_reference import winding_number
+    from tests.test_sdf import random_blob
+
+    rng = np.random.default_rng(3)
+    centres = np.array([[0.0, 0.0, 0.0], [0.35, 0.05, 0.0], [0.15, 0.3, 0.1]])
+    blobs = [random_blob(rng, c + rng.normal(size=3) * 0.03) for c in centres]
+    faces = torch.tensor(blobs[0][1])
+    people = torch.tensor(np.stack([b[0] for b in blobs]), dtype=torch.float32)
+    size = 20
+    volume = collision_volume(people, faces, grid_size=size)
+    center, half = person_cubes(people, SDF_PADDING)
+    axis = torch.linspace(-1.0, 1.0, size)
+    zz, yy, xx = torch.meshgrid(axis, axis, axis, indexing="ij")
+    expected = np.zeros((3, 3))
+    for i in range(3):
+        voxels = (center[i] + half[i] * torch.stack([xx, yy, zz], -1)).reshape(-1, 3).double()
+        inside_i = winding_number(voxels.numpy(), people[i].double().numpy(), blobs[0][1]) > 0.5
+        cell = (2 * half[i].item() / (size - 1)) ** 3
+        for j in range(3):
+            if j != i:
+                inside_j = winding_number(voxels.numpy(), people[j].double().numpy(),
+                                          blobs[0][1]) > 0.5
+                expected[i, j] += 0.5 * (inside_i & inside_j).sum() * cell
+    expected = expected + expected.T
+    assert (expected > 0).sum() == 6  # every pair intersects
+    np.testing.assert_allclose(volume.numpy(), expected, rtol=0, atol=1e-12)

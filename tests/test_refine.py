@@ -6,6 +6,7 @@ clear error."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import pytest
 import torch
@@ -92,6 +93,21 @@ def test_a_wrong_depth_order_between_overlapping_people_is_corrected(anny_body):
     moved = (joints_2d(anny_body, result.rotmats, result.shape, result.transl)
              - joints_2d(anny_body, rotmats, shape, transl)).norm(dim=-1)
     assert root_moved.max() < 4.0 and moved.mean() < 6.0
+
+
+def test_reordering_runs_without_the_second_phase(anny_body):
+    """``steps: 0`` turns off the every-term phase only: people are still reordered
+    along their rays (phase 1 has its own ``order_steps``)."""
+    rotmats, shape, transl, boxes = standing(anny_body, [[0.35, 0.3, 4.0], [-0.3, 0.3, 4.3]])
+    boxes[1, 3] = boxes[0, 3] + 0.15 * (boxes[1, 3] - boxes[1, 1])
+    config = dataclasses.replace(CONFIG, steps=0)
+    result = refine(rotmats, shape, transl, boxes, (HEIGHT, WIDTH), K, anny_body, config)
+    assert 0 < result.steps <= config.order_steps and result.history == []
+    assert result.transl[1, 2] < result.transl[0, 2]
+    assert share_in_front(anny_body, result.rotmats, result.shape, result.transl, 1)[0] > 0.9
+    torch.testing.assert_close(result.rotmats, rotmats)  # only the depths moved
+    off = dataclasses.replace(CONFIG, steps=0, order_steps=0)
+    assert refine(rotmats, shape, transl, boxes, (HEIGHT, WIDTH), K, anny_body, off).steps == 0
 
 
 def test_refine_settings_with_a_missing_key_are_a_clear_error():

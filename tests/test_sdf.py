@@ -130,3 +130,27 @@ def test_cuda_kernel_matches_cpu():
     torch.testing.assert_close(penetration_depth(vertices[0].cuda(), faces.cuda(), points.cuda())
                                .cpu(), penetration_depth(vertices[0], faces, points),
                                atol=1e-6, rtol=0)
+
+
+def test_meshes_kept_between_calls_give_what_fresh_meshes_give():
+    """sdf_grid keeps each topology's meshes and refits them to new vertices: after
+    calls with more people, other people and another topology in between, a grid is
+    the one freshly built meshes give."""
+    import ops.sdf
+
+    rng = np.random.default_rng(11)
+    blobs = [random_blob(rng, rng.normal(size=3) * 0.3) for _ in range(4)]
+    faces = torch.tensor(blobs[0][1])
+    many = torch.tensor(np.stack([b[0] for b in blobs]), dtype=torch.float32)
+    sphere_v, sphere_f = icosphere(0.4, [0, 0, 0])
+    later = many[[2, 0]] + torch.tensor([0.05, -0.02, 0.01])
+    sdf_grid(many, faces, grid_size=10)
+    sdf_grid(sphere_v[None], sphere_f, grid_size=10)  # another topology: its own pool
+    kept = sdf_grid(later, faces, grid_size=10)
+    ops.sdf._POOLS.clear()
+    fresh = sdf_grid(later, faces, grid_size=10)
+    assert (fresh.phi > 0).sum() > 20
+    torch.testing.assert_close(kept.phi, fresh.phi, rtol=0, atol=1e-6)
+    for p, verts in enumerate(later.double().numpy()):
+        expected = penetration_reference(grid_points(kept, p, 10), verts, blobs[0][1])
+        np.testing.assert_allclose(kept.phi[p].numpy().reshape(-1), expected, atol=2e-5)
