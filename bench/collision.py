@@ -41,7 +41,7 @@ def main() -> None:
     torch.set_num_threads(2)
     bodies, faces, _, _ = posed_bodies(5)
     centred = bodies - bodies.mean(dim=1, keepdim=True)
-    crowd = centred + torch.tensor([[0.3 * k, 0.0, 4.5 + 0.1 * k] for k in range(5)])[:, None]
+    crowd = centred + torch.tensor([[0.45 * k, 0.0, 4.5 + 0.1 * k] for k in range(5)])[:, None]
     fast, slow = collision_volume(crowd, faces, GRID), whole_grid_volume(crowd, faces)
     pairs = int((fast > 0).sum()) // 2
     same = "the same" if torch.allclose(fast, slow, rtol=0, atol=1e-12) else "DIFFERENT"

@@ -76,7 +76,11 @@ class PhaseParams:
 
 
 ROOT = Path(__file__).resolve().parents[1]
-CODE = ("model", "ops", "pipelines", "stages/train.py")
+# The code a training phase runs: its code dependencies in dvc.yaml (a test keeps the two
+# lists equal), so a checkpoint's identity changes exactly when DVC re-runs the phase.
+CODE = ("stages/train.py", "stages/common.py", "model", "ops", "pipelines/shards",
+        "pipelines/transforms.py", "pipelines/training.py", "pipelines/priors.py",
+        "pipelines/synthetic/poses.py", "pipelines/mixture.py", "pipelines/augment.py")
 
 
 def config_hash(*parts) -> str:

@@ -81,3 +81,16 @@ def test_dvc_repro_runs_and_is_then_a_no_op(tmp_path):
     rerun = {line.split("'")[1] for line in planned.splitlines() if line.startswith("Running")}
     # only that fine-tune is stale; what follows it re-runs if its model changes
     assert rerun == {"finetune@full"}
+
+
+def test_checkpoint_identity_hashes_the_code_dvc_reruns_training_for():
+    """A checkpoint resumes only the same configuration and code: the code it hashes
+    (``pipelines.training.CODE``) is the code every training stage depends on in
+    dvc.yaml, no more (a change elsewhere would orphan checkpoints DVC keeps) and no less."""
+    from pipelines.training import CODE
+
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    for name in ("pretrain", "baseline", "finetune"):
+        stage = stages[name].get("do", stages[name])
+        code = [dep for dep in stage["deps"] if not dep.startswith(("data/", "models/"))]
+        assert sorted(code) == sorted(CODE), name
