@@ -157,8 +157,10 @@ class _MeshPool:
     Building a mesh's BVH costs about 8 ms per Anny person on this CPU; refitting an
     existing one to moved vertices costs under 1 ms, and every caller (the training
     loss, refinement, evaluation) poses the same topology again and again. Slots grow to
-    the largest number of people seen. Results are the same as with fresh meshes: the
-    queries are exact whatever the tree.
+    the largest number of people seen. The inside tests give what fresh meshes give;
+    distances agree to float rounding (where two faces are equally near, another tree
+    may return the other one: a last-bit difference, enough to make a fine-tune differ
+    from one trained with rebuilt trees).
     """
 
     def __init__(self, faces: torch.Tensor, device: torch.device) -> None:
