@@ -30,10 +30,23 @@ def posed_bodies(count: int, seed: int = 0):
     return vertices + transl[:, None], body.faces, K, body
 
 
+# CUDA rows are added to a benchmark when a GPU is present (the CPU rows stay beside them).
+DEVICES = ("cpu", "cuda") if torch.cuda.is_available() else ("cpu",)
+
+
+def synchronize() -> None:
+    """Wait for queued CUDA work, so that a wall-clock time includes it."""
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
 def time_ms(fn, repeats: int) -> float:
-    """Mean wall time of ``fn()`` in milliseconds after one warm-up call."""
+    """Mean wall time of ``fn()`` in milliseconds after one warm-up call (CUDA work
+    included: the queue is drained before each reading)."""
     fn()
+    synchronize()
     start = time.perf_counter()
     for _ in range(repeats):
         fn()
+    synchronize()
     return (time.perf_counter() - start) / repeats * 1e3

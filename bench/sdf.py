@@ -3,7 +3,8 @@
 Prints ms per posed Anny body at 32^3 and 64^3, and trimesh.proximity.signed_distance
 on the same body's grid points (at 16^3: 32^3 takes minutes). Target (issue 3): at
 least 2000x faster per grid point, i.e. <= ~40 ms per body at 32^3. The first row
-rebuilds every BVH (as before the meshes were kept between calls and refitted).
+rebuilds every BVH (as before the meshes were kept between calls and refitted). With a
+GPU, the same bodies also run on CUDA (rows marked CUDA).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import torch
 import trimesh
 
 import ops.sdf
-from bench._scenes import posed_bodies, time_ms
+from bench._scenes import DEVICES, posed_bodies, time_ms
 from ops.sdf import sdf_grid
 
 
@@ -27,12 +28,15 @@ def grid_points(vertices: torch.Tensor, size: int, padding: float = 0.2):
 def main() -> None:
     bodies, faces, _, _ = posed_bodies(4)
     rows = []
-    rebuilt = time_ms(lambda: (ops.sdf._POOLS.clear(), sdf_grid(bodies, faces, 32)),
+    rebuilt = time_ms(lambda: (ops.sdf.clear_mesh_cache(), sdf_grid(bodies, faces, 32)),
                       repeats=3) / len(bodies)
     rows.append(("sdf_grid 32^3, BVHs rebuilt", rebuilt, rebuilt / 32**3))
-    for size in (32, 64):
-        ms = time_ms(lambda size=size: sdf_grid(bodies, faces, size), repeats=3) / len(bodies)
-        rows.append((f"crmh sdf_grid {size}^3", ms, ms / size**3))
+    for device in DEVICES:
+        on = (bodies.to(device), faces.to(device))
+        suffix = " (CUDA)" if device == "cuda" else ""
+        for size in (32, 64):
+            ms = time_ms(lambda size=size, on=on: sdf_grid(*on, size), repeats=3) / len(bodies)
+            rows.append((f"crmh sdf_grid {size}^3{suffix}", ms, ms / size**3))
     mesh = trimesh.Trimesh(bodies[0].numpy(), faces.numpy(), process=False)
     points = grid_points(bodies[0], 16).numpy()
     baseline = time_ms(lambda: trimesh.proximity.signed_distance(mesh, points), repeats=1)

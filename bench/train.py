@@ -11,18 +11,22 @@ prepared them) with the baseline losses:
    case);
 3. the default profile with the full fine-tune losses (interpenetration + depth order).
 
-Prints images/s, peak extra resident memory and the speed relative to row 1. Targets:
-row 2 at least 3x row 1 (issue 13); row 3 at most 1.5x row 2's step time (issue 5).
+Prints images/s, peak extra memory and the speed relative to row 1. Targets: row 2 at
+least 3x row 1 (issue 13); row 3 at most 1.5x row 2's step time (issue 5). With a GPU all
+rows run on CUDA (``--device cpu`` keeps them on the CPU) and the memory column is the
+peak CUDA allocation.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import time
 from pathlib import Path
 
 import torch
 
+from bench._scenes import synchronize
 from bench.memory import peak_extra_mb
 from model.body import load_body_model
 from model.discriminator import build_discriminator
@@ -49,6 +53,9 @@ class Step:
         self.optimizer = torch.optim.RAdam(parameters, lr=1e-4)
 
     def __call__(self, images, targets) -> None:
+        device = next(self.network.parameters()).device
+        images = images.to(device)
+        targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
         losses, branch = self.network(images, targets)
         losses.update(self.criterion(branch, targets, tuple(images.shape[-2:])))
         detector, adversary = split_losses(losses)
@@ -63,14 +70,29 @@ def step_time(step: Step, data) -> float:
     start = time.perf_counter()
     for _ in range(STEPS):
         step(*next(data)[:2])
+    synchronize()
     return (time.perf_counter() - start) / STEPS
 
 
+def peak_memory_mb(step: Step, data, device: str) -> float:
+    """Peak extra memory of ``STEPS`` steps: resident memory on the CPU, allocations on CUDA."""
+    if device == "cpu":
+        return peak_extra_mb(lambda: step_time(step, data))
+    torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated()
+    step_time(step, data)
+    return (torch.cuda.max_memory_allocated() - before) / 2**20
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", choices=["cpu", "cuda"],
+                        default="cuda" if torch.cuda.is_available() else "cpu")
+    device = parser.parse_args().device
     params = read_params()
     common = typed(TrainParams, params, "train.common")
     data_phase = typed(PhaseParams, params, "train.baseline")  # both settings read its batches
-    body = load_body_model(params["body_model"]["kind"])
+    body = load_body_model(params["body_model"]["kind"]).to(device)
     config = typed(ModelConfig, params, "model")
     previous = dataclasses.replace(config, **PREVIOUS_PROFILE)
     settings = {}
@@ -86,16 +108,17 @@ def main() -> None:
             discriminator.load_state_dict(state["discriminator"])
         losses = criterion_config(params, typed(PhaseParams, params, f"train.{phase_name}"),
                                   variant)
-        settings[label] = Step(network, SMPLCriterion(body, discriminator, SyntheticPrior(0),
-                                                      losses))
+        criterion = SMPLCriterion(body, discriminator.to(device), SyntheticPrior(0), losses)
+        settings[label] = Step(network.to(device), criterion)
     seconds = {label: float("inf") for label in settings}
     for _ in range(ROUNDS):
         for label, step in settings.items():  # same batches for both
             seconds[label] = min(seconds[label], step_time(step, batches(common, data_phase, 0)))
     rows = []
     for label, step in settings.items():
-        memory = peak_extra_mb(lambda s=step: step_time(s, batches(common, data_phase, 0)))
+        memory = peak_memory_mb(step, batches(common, data_phase, 0), device)
         rows.append((label, data_phase.batch_size / seconds[label], memory))
+    print(f"device: {device}" + (f" ({torch.cuda.get_device_name()})" if device == "cuda" else ""))
     print(f"{'training step, batch ' + str(data_phase.batch_size):30s} {'images/s':>9s} "
           f"{'peak extra MB':>14s} {'vs previous':>12s}")
     for label, speed, memory in rows:

@@ -72,7 +72,8 @@ class SMPLHead(nn.Module):
         nn.init.zeros_(self.regressor[-1].bias)
         rotations = torch.eye(3).repeat(num_joints, 1, 1)
         rotations[0] = FACING_CAMERA
-        mean = mean_shape.float().clamp(1e-3, 1 - 1e-3) if bounded_shape else mean_shape.float()
+        mean_shape = mean_shape.detach().float().cpu()  # buffers start on the CPU, as weights do
+        mean = mean_shape.clamp(1e-3, 1 - 1e-3) if bounded_shape else mean_shape
         shape_init = torch.logit(mean) if bounded_shape else mean
         init = torch.cat([matrix_to_rot6d(rotations).reshape(-1), shape_init,
                           torch.tensor(CAMERA_INIT)])

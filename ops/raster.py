@@ -11,10 +11,12 @@ Triangles with a vertex closer than ``NEAR`` (1 cm) are dropped by the Warp back
 plane).
 
 Backends, same outputs:
-- ``warp`` (alias ``cpu``, the DESIGN name): a two-pass z-buffer in NVIDIA Warp, one
-  thread per triangle, on the device of the vertices (CPU here, CUDA too). Pass 1
-  keeps the nearest depth per pixel (atomic min), pass 2 the smallest face id among
-  the triangles at that depth, so the result is deterministic even on a GPU.
+- ``warp`` (alias ``cpu``, the DESIGN name): a z-buffer in NVIDIA Warp, one thread per
+  triangle, on the device of the vertices (CPU here, CUDA too). One 64-bit atomic min
+  per covered pixel keeps the nearest face (depth in micrometres, then the smaller face
+  id), so the result is deterministic even on a GPU. (A two-pass buffer - nearest depth,
+  then the face whose depth equals it - left pixels without a face on CUDA, where the
+  second pass's recomputed depth need not equal the first's to the bit.)
 - ``nvdiffrast``: NVIDIA's CUDA rasterizer (``pip install -e '.[gpu]'``), imported
   lazily; its bottom-row-first images are flipped to top-down here.
 
@@ -38,7 +40,6 @@ __all__ = ["Raster", "rasterize", "depth_maps", "raster_depth", "instance_map", 
 
 BACKENDS = ("auto", "warp", "cpu", "nvdiffrast")
 NEAR = 0.01  # metres
-_FAR_DEPTH = 1.0e30  # "empty" inside the kernel; reported as inf
 
 
 class Raster(NamedTuple):
@@ -61,10 +62,18 @@ def _edge(a: wp.vec3, b: wp.vec3, px: float, py: float) -> float:
     return (b[0] - a[0]) * (py - a[1]) - (b[1] - a[1]) * (px - a[0])
 
 
+# The z-buffer keeps, per pixel, the smallest key ``depth in micrometres * FACE_SPAN + face``:
+# one atomic min gives the nearest face, ties (depths within a micrometre) going to the
+# smaller face id.
+FACE_SPAN = wp.constant(2**24)  # most faces a mesh may have
+_DEPTH_SCALE = wp.constant(1.0e6)  # key units per metre
+_MAX_KEY_DEPTH = wp.constant(1.0e5)  # metres; farther surfaces share it (no int64 overflow)
+_EMPTY_KEY = 2**63 - 1
+
+
 @wp.kernel
 def _zbuffer_kernel(screen: wp.array2d(dtype=wp.vec3), faces: wp.array(dtype=wp.vec3i),
-                    near: float, write_ids: int, zbuf: wp.array3d(dtype=float),
-                    face_id: wp.array3d(dtype=int)):
+                    near: float, key: wp.array3d(dtype=wp.int64)):
     """One thread per (person, face); ``screen[p, v] = (u, v, z)``."""
     p, f = wp.tid()
     a = screen[p, faces[f][0]]
@@ -75,8 +84,8 @@ def _zbuffer_kernel(screen: wp.array2d(dtype=wp.vec3), faces: wp.array(dtype=wp.
     area = _edge(a, b, c[0], c[1])
     if wp.abs(area) < 1.0e-12:
         return
-    height = zbuf.shape[1]
-    width = zbuf.shape[2]
+    height = key.shape[1]
+    width = key.shape[2]
     x0 = wp.max(int(wp.ceil(wp.min(wp.min(a[0], b[0]), c[0]) - 0.5)), 0)
     x1 = wp.min(int(wp.floor(wp.max(wp.max(a[0], b[0]), c[0]) - 0.5)), width - 1)
     y0 = wp.max(int(wp.ceil(wp.min(wp.min(a[1], b[1]), c[1]) - 0.5)), 0)
@@ -89,28 +98,25 @@ def _zbuffer_kernel(screen: wp.array2d(dtype=wp.vec3), faces: wp.array(dtype=wp.
             l1 = _edge(c, a, px, py) / area
             l2 = _edge(a, b, px, py) / area
             if l0 >= 0.0 and l1 >= 0.0 and l2 >= 0.0:
-                depth = 1.0 / (l0 / a[2] + l1 / b[2] + l2 / c[2])
-                if write_ids == 0:
-                    wp.atomic_min(zbuf, p, y, x, depth)
-                elif depth == zbuf[p, y, x]:
-                    wp.atomic_min(face_id, p, y, x, f)
+                depth = wp.min(1.0 / (l0 / a[2] + l1 / b[2] + l2 / c[2]), _MAX_KEY_DEPTH)
+                packed = wp.int64(depth * _DEPTH_SCALE) * wp.int64(FACE_SPAN) + wp.int64(f)
+                wp.atomic_min(key, p, y, x, packed)
 
 
 def _face_ids_warp(screen: torch.Tensor, faces: torch.Tensor,
                    size: tuple[int, int]) -> torch.Tensor:
     """``screen [P, V, 3]`` (u, v, z) -> ``face_id [P, H, W]`` with the Warp z-buffer."""
+    if faces.shape[0] > FACE_SPAN:
+        raise ValueError(f"rasterize: at most {FACE_SPAN} faces, got {faces.shape[0]}")
     num_people = screen.shape[0]
-    zbuf = torch.full((num_people, *size), _FAR_DEPTH, device=screen.device)
-    ids = torch.full((num_people, *size), 2**31 - 1, dtype=torch.int32, device=screen.device)
+    key = torch.full((num_people, *size), _EMPTY_KEY, dtype=torch.int64, device=screen.device)
     if num_people and faces.shape[0]:
         ready()
-        inputs = [wp.from_torch(screen.detach().float().contiguous(), dtype=wp.vec3),
-                  wp.from_torch(faces.to(screen.device, torch.int32).contiguous(), dtype=wp.vec3i),
-                  NEAR]
-        for write_ids in (0, 1):
-            launch(_zbuffer_kernel, (num_people, faces.shape[0]),
-                   [*inputs, write_ids, wp.from_torch(zbuf), wp.from_torch(ids)], like=screen)
-    return torch.where(ids == 2**31 - 1, -1, ids).long()
+        launch(_zbuffer_kernel, (num_people, faces.shape[0]),
+               [wp.from_torch(screen.detach().float().contiguous(), dtype=wp.vec3),
+                wp.from_torch(faces.to(screen.device, torch.int32).contiguous(), dtype=wp.vec3i),
+                NEAR, wp.from_torch(key, dtype=wp.int64)], like=screen)
+    return torch.where(key == _EMPTY_KEY, -1, key % FACE_SPAN)
 
 
 # ----------------------------------------------------------------------------

@@ -23,6 +23,7 @@ with respect to the query points.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -33,7 +34,7 @@ import warp as wp
 from ops._warp import check_mesh_inputs, launch, ready, to_vec3, warp_device
 
 __all__ = ["SDFGrid", "SDF_PADDING", "sdf_grid", "sample_phi", "penetration_depth",
-           "closed_components", "person_cubes"]
+           "closed_components", "person_cubes", "clear_mesh_cache"]
 
 
 @dataclass
@@ -188,15 +189,34 @@ class _MeshPool:
 
 
 _POOLS: dict[tuple, _MeshPool] = {}
+_TOPOLOGY_KEYS: dict[int, tuple[weakref.ref, int, tuple]] = {}  # id(faces) -> (ref, version, key)
+
+
+def clear_mesh_cache() -> None:
+    """Forget the kept meshes (:class:`_MeshPool`): the next call builds every BVH anew."""
+    _POOLS.clear()
+
+
+def _topology_key(faces: torch.Tensor) -> tuple:
+    """A key of the faces' contents, computed once per faces tensor (again only after an
+    in-place change): hashing them costs about 0.5 ms for Anny, and on CUDA a copy to the
+    host that waits for the GPU."""
+    entry = _TOPOLOGY_KEYS.get(id(faces))
+    if entry is not None and entry[0]() is faces and entry[1] == faces._version:
+        return entry[2]
+    faces64 = faces.detach().to("cpu", torch.int64).contiguous()
+    key = (hash(faces64.numpy().tobytes()), faces64.shape[0])
+    identity = id(faces)
+    forget = weakref.ref(faces, lambda _: _TOPOLOGY_KEYS.pop(identity, None))
+    _TOPOLOGY_KEYS[identity] = (forget, faces._version, key)
+    return key
 
 
 def _component_meshes(vertices: torch.Tensor, faces: torch.Tensor) -> wp.array:
     """Mesh ids ``[P, C]`` of each (person, closed component) of ``vertices [P, V, 3]``,
     from the pool of this topology and device (see :class:`_MeshPool`)."""
     ready()
-    faces64 = faces.detach().to("cpu", torch.int64).contiguous()
-    key = (hash(faces64.numpy().tobytes()), faces64.shape[0], vertices.shape[1],
-           str(vertices.device))
+    key = (*_topology_key(faces), vertices.shape[1], str(vertices.device))
     if key not in _POOLS:
         _POOLS[key] = _MeshPool(faces, vertices.device)
     vertices = vertices.detach().float().contiguous()

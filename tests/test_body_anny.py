@@ -131,3 +131,22 @@ def test_empty_batch_poses_no_one(anny_body):
     assert output.vertices.shape == (0, 13718, 3)
     assert {k: tuple(v.shape) for k, v in output.joints.items()} == {
         "coco17": (0, 17, 3), "h36m17": (0, 17, 3), "lsp14": (0, 14, 3)}
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu_with_gradients(anny_body):
+    import copy
+
+    gen = torch.Generator().manual_seed(4)
+    rotmats = axis_angle_to_matrix(0.3 * torch.randn(2, anny_body.num_joints, 3, generator=gen))
+    shape = torch.rand(2, anny_body.shape_dim, generator=gen)
+    body = copy.deepcopy(anny_body).to("cuda")  # the fixture is shared: leave it on the CPU
+    outputs = []
+    for model, device in ((anny_body, "cpu"), (body, "cuda")):
+        leaves = [x.to(device).detach().requires_grad_(True) for x in (rotmats, shape)]
+        out = model(*leaves)
+        (out.vertices.square().sum() + out.joints["coco17"].sum()).backward()
+        outputs.append([out.vertices.detach().cpu(), *(x.grad.cpu() for x in leaves)])
+    for cpu, gpu in zip(*outputs, strict=True):
+        # sums over 13718 vertices in float32: compare at the scale of the largest entry
+        torch.testing.assert_close(gpu, cpu, atol=1e-4 * float(cpu.abs().max()), rtol=1e-3)

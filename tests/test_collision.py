@@ -157,3 +157,26 @@ def test_collision_volume_matches_brute_force_on_random_blobs():
     expected = expected + expected.T
     assert (expected > 0).sum() == 6  # every pair intersects
     np.testing.assert_allclose(volume.numpy(), expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu_with_gradients():
+    from tests.test_sdf import random_blob
+
+    rng = np.random.default_rng(5)
+    blobs = [random_blob(rng, c) for c in ([0.0, 0.0, 0.0], [0.3, 0.05, 0.0], [0.1, 0.3, 0.1])]
+    faces = torch.tensor(blobs[0][1])
+    people = torch.tensor(np.stack([b[0] for b in blobs]), dtype=torch.float32)
+    results = []
+    for device in ("cpu", "cuda"):
+        leaf = people.to(device).detach().requires_grad_(True)
+        loss = collision_loss(leaf, faces.to(device), grid_size=24, robust="official")
+        loss.backward()
+        volume = collision_volume(people.to(device), faces.to(device), grid_size=24)
+        results.append((loss.detach().cpu(), leaf.grad.cpu(), volume.cpu()))
+    (loss_cpu, grad_cpu, volume_cpu), (loss_gpu, grad_gpu, volume_gpu) = results
+    assert loss_cpu > 0 and volume_cpu.sum() > 0
+    torch.testing.assert_close(loss_gpu, loss_cpu, atol=1e-6, rtol=1e-4)
+    torch.testing.assert_close(grad_gpu, grad_cpu, atol=1e-6, rtol=1e-3)
+    # a voxel whose distance is a last-bit tie may count on one device only: a few voxels
+    torch.testing.assert_close(volume_gpu, volume_cpu, atol=5e-4, rtol=1e-3)

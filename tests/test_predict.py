@@ -62,7 +62,7 @@ def test_cli_predictions_equal_the_evaluation(model_file, sample, picture, tmp_p
     focal = float(sample["target"]["K"][0, 0])
     status = crmh(["predict", str(picture), "--model", str(model_file), "--out",
                    str(tmp_path / "out"), "--focal", str(focal), "--score", "0.05",
-                   "--formats", "npz"])
+                   "--formats", "npz", "--device", "cpu"])  # the evaluation's device
     assert status == 0
     saved = np.load(tmp_path / "out" / "scene.npz")
     network, _ = load_network(model_file, anny_body)

@@ -138,3 +138,17 @@ def test_nvdiffrast_matches_cpu():
     # per-vertex gradients differ where an edge pixel picks another face; totals agree
     torch.testing.assert_close(vertices_gpu.grad.cpu().sum(1), cpu_vertices.grad.sum(1),
                                atol=0.5, rtol=0.05)
+
+
+@cuda
+def test_warp_gradients_on_cuda_match_cpu():
+    vertices, faces = blobs(9)
+    grads = []
+    for device in ("cpu", "cuda"):
+        leaf = vertices.to(device).detach().requires_grad_(True)
+        depth = depth_maps(leaf, faces.to(device), K.to(device), SIZE, backend="warp")
+        weights = torch.linspace(0.5, 1.5, SIZE[1], device=device)  # not a plain sum
+        (torch.where(torch.isfinite(depth), depth, 0) * weights).sum().backward()
+        grads.append(leaf.grad.cpu())
+    assert grads[0].abs().sum() > 0
+    torch.testing.assert_close(grads[1], grads[0], atol=1e-4, rtol=1e-4)

@@ -147,10 +147,27 @@ def test_meshes_kept_between_calls_give_what_fresh_meshes_give():
     sdf_grid(many, faces, grid_size=10)
     sdf_grid(sphere_v[None], sphere_f, grid_size=10)  # another topology: its own pool
     kept = sdf_grid(later, faces, grid_size=10)
-    ops.sdf._POOLS.clear()
+    ops.sdf.clear_mesh_cache()
     fresh = sdf_grid(later, faces, grid_size=10)
     assert (fresh.phi > 0).sum() > 20
     torch.testing.assert_close(kept.phi, fresh.phi, rtol=0, atol=1e-6)
     for p, verts in enumerate(later.double().numpy()):
         expected = penetration_reference(grid_points(kept, p, 10), verts, blobs[0][1])
         np.testing.assert_allclose(kept.phi[p].numpy().reshape(-1), expected, atol=2e-5)
+
+
+def test_faces_changed_in_place_are_a_new_topology():
+    """The topology key is computed once per faces tensor; changing the tensor in place
+    must not reuse the meshes of its old contents. Here the vertices are relabelled (the
+    same surface), so the grid must stay the same."""
+    rng = np.random.default_rng(12)
+    verts, tris = random_blob(rng, [0.0, 0.0, 0.0])
+    vertices = torch.tensor(verts, dtype=torch.float32)
+    faces = torch.tensor(tris)
+    before = sdf_grid(vertices[None], faces, grid_size=10)
+    order = torch.from_numpy(rng.permutation(len(verts)))  # new label of each vertex
+    relabelled = torch.empty_like(vertices)
+    relabelled[order] = vertices
+    faces.copy_(order[faces])  # in place: same tensor, other contents
+    after = sdf_grid(relabelled[None], faces, grid_size=10)
+    torch.testing.assert_close(after.phi, before.phi, rtol=0, atol=1e-6)

@@ -137,7 +137,7 @@ def test_shards_do_not_depend_on_the_cpu_kernels(tmp_path):
     for extra in ({}, {"ATEN_CPU_CAPABILITY": "default", "MKL_ENABLE_INSTRUCTIONS": "SSE4_2"}):
         out = tmp_path / f"out{len(digests)}"
         env = {k: v for k, v in os.environ.items() if k != "MKL_CBWR"}
-        env.update(extra, PYTHONPATH=str(root))
+        env.update(extra, PYTHONPATH=os.pathsep.join([str(root), env.get("PYTHONPATH", "")]))
         code = ("import os, sys; from stages.prepare import main; "
                 "assert os.environ['MKL_CBWR'] == 'COMPATIBLE'; "
                 f"main(['--dataset', '{DATASET}', '--out', sys.argv[1]])")

@@ -27,7 +27,8 @@ def tiny_training_params(iters: int = 4) -> dict:
                            box_batch_size_per_image=32, dropout=0.0,
                            precision="fp32")  # exact gradient comparisons; bf16: test_precision
     params["train"]["common"].update(input_height=80, input_width=128, warmup_iters=2,
-                                     log_every=1, checkpoint_every=2)
+                                     log_every=1, checkpoint_every=2,
+                                     device="cpu")  # exact resume and gloo DDP; CUDA: its test
     for phase in ("pretrain", "baseline", "finetune"):
         params["train"][phase].update(iters=iters, batch_size=2)
     for variant in params["losses"].values():
