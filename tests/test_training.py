@@ -39,20 +39,29 @@ def first_batch(workdir, count=2):
     return collate(samples)
 
 
-def test_total_loss_falls_on_a_few_images(workdir):
-    params = tiny_training_params()
-    model = tiny_model(params, variant="full", phase="finetune")
-    model.train()
-    images, targets, _ = first_batch(workdir)
+def on_device(images, targets, device: str):
+    return images.to(device), [{k: v.to(device) for k, v in t.items()} for t in targets]
+
+
+def train_steps(model, images, targets, steps: int = 30) -> tuple[list[float], dict]:
+    """``steps`` RAdam steps on one batch: each step's total (adversary's losses left
+    out) and the last step's losses."""
     optimizer = torch.optim.RAdam(model.parameters(), lr=3e-4)
     totals = []
-    for _ in range(30):
+    for _ in range(steps):
         losses = model(images, targets)
         total = sum(v for k, v in losses.items() if not k.startswith("adv_"))
         optimizer.zero_grad()
         total.backward()
         optimizer.step()
         totals.append(total.item())
+    return totals, losses
+
+
+def test_total_loss_falls_on_a_few_images(workdir):
+    params = tiny_training_params()
+    model = tiny_model(params, variant="full", phase="finetune").train()
+    totals, losses = train_steps(model, *first_batch(workdir)[:2])
     assert {"loss_keypoints_2d", "loss_collision", "loss_depth_order",
             "loss_adversarial", "adv_loss_real"} <= set(losses)
     assert sum(totals[-3:]) / 3 < 0.7 * sum(totals[:3]) / 3
@@ -179,22 +188,13 @@ def test_training_on_cuda(workdir, monkeypatch):
     deterministic_sampling(monkeypatch)
     params = tiny_training_params()
     images, targets, _ = first_batch(workdir)
-    rpn = []
+    models, rpn = {}, []
     for device in ("cpu", "cuda"):
-        model = tiny_model(params, variant="full", phase="finetune").to(device).train()
-        losses = model(images.to(device), [{k: v.to(device) for k, v in t.items()}
-                                           for t in targets])
+        models[device] = tiny_model(params, variant="full", phase="finetune").to(device).train()
+        losses = models[device](*on_device(images, targets, device))
         rpn.append(torch.stack([losses["loss_objectness"], losses["loss_rpn_box_reg"]]).cpu())
     torch.testing.assert_close(rpn[1], rpn[0], atol=1e-4, rtol=1e-3)
-    totals = []
-    optimizer = torch.optim.RAdam(model.parameters(), lr=3e-4)
-    for _ in range(30):
-        losses = model(images.cuda(), [{k: v.cuda() for k, v in t.items()} for t in targets])
-        total = sum(v for k, v in losses.items() if not k.startswith("adv_"))
-        optimizer.zero_grad()
-        total.backward()
-        optimizer.step()
-        totals.append(total.item())
+    totals, _ = train_steps(models["cuda"], *on_device(images, targets, "cuda"))
     assert sum(totals[-3:]) / 3 < 0.7 * sum(totals[:3]) / 3
     monkeypatch.chdir(workdir)
     for folder in ("checkpoints", "models", "logs"):
