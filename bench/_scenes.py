@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import time
 
 import torch
@@ -32,6 +33,20 @@ def posed_bodies(count: int, seed: int = 0):
 
 # CUDA rows are added to a benchmark when a GPU is present (the CPU rows stay beside them).
 DEVICES = ("cpu", "cuda") if torch.cuda.is_available() else ("cpu",)
+
+
+def parse_device(description: str) -> str:
+    """The ``--device`` option of a single-device benchmark: CUDA when a GPU is present,
+    unless ``--device cpu`` asks for the CPU."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--device", choices=["cpu", "cuda"],
+                        default="cuda" if torch.cuda.is_available() else "cpu")
+    return parser.parse_args().device
+
+
+def describe(device: str) -> str:
+    """``device`` with the GPU's name, for a benchmark's header."""
+    return f"cuda ({torch.cuda.get_device_name()})" if device == "cuda" else device
 
 
 def synchronize() -> None:

@@ -1,6 +1,7 @@
 """``crmh predict`` throughput: images/s of ``Predictor.predict`` at the model's input
 size on this machine, beside the network's forward pass alone (the baseline), measured
-in the same process on the same images.
+in the same process on the same images; on CUDA when a GPU is present (``--device cpu``
+keeps it on the CPU).
 
 Uses ``models/full/model.pt`` and the ``synth_multi`` benchmark images when ``make
 repro`` has made them; otherwise an untrained network of the default ``model`` section
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bench._scenes import describe, parse_device, synchronize
 from crmh.predictor import Predictor
 from model.body import load_body_model
 from model.discriminator import build_discriminator
@@ -42,13 +44,16 @@ def pictures(size: tuple[int, int]) -> list[np.ndarray]:
 
 def seconds_per_image(run, images: list[np.ndarray]) -> float:
     run(images[0])  # warm-up
+    synchronize()
     start = time.perf_counter()
     for image in images:
         run(image)
+    synchronize()
     return (time.perf_counter() - start) / len(images)
 
 
 def main() -> None:
+    device = parse_device(__doc__.splitlines()[0])
     torch.set_num_threads(2)
     params = read_params()
     common = typed(TrainParams, params, "train.common")
@@ -62,7 +67,7 @@ def main() -> None:
             save_model(path, build_model(config, body, 0),
                        build_discriminator(body.num_joints, body.shape_dim, 1), config,
                        body.name, size)
-        predictor = Predictor(path, device="cpu")
+        predictor = Predictor(path, device=device)
         images = pictures(size)
 
         def forward(image: np.ndarray) -> None:
@@ -71,11 +76,12 @@ def main() -> None:
                                  "K": torch.eye(3)}}
             network_input = to_network_input(sample, *predictor.input_size)
             with torch.no_grad():
-                predictor.network(network_input["image"][None],
-                                  intrinsics=[network_input["target"]["K"]])
+                predictor.network(network_input["image"][None].to(device),
+                                  intrinsics=[network_input["target"]["K"].to(device)])
 
         network = seconds_per_image(forward, images)
         full = seconds_per_image(predictor.predict, images)
+    print(f"device: {describe(device)}")
     print(f"{'at ' + 'x'.join(map(str, predictor.input_size)) + ', ' + str(path):44s} "
           f"{'images/s':>9s} {'vs network':>11s}")
     print(f"{'network forward (baseline)':44s} {1 / network:9.2f} {1.0:10.2f}x")

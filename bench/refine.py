@@ -1,6 +1,6 @@
 """Cost of test-time coherence refinement: milliseconds per image and per refined person
-on this CPU, beside the network's forward pass on the same images (the baseline),
-measured in the same process.
+beside the network's forward pass on the same images (the baseline), measured in the
+same process; on CUDA when a GPU is present (``--device cpu`` keeps it on the CPU).
 
 Runs ``models/full/model.pt`` (``make repro`` must have trained it) on the first
 ``IMAGES`` images of the ``synth_crowd`` benchmark, whose people overlap most, with the
@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from bench._scenes import describe, parse_device, synchronize
 from model.body import load_body_model
 from model.io import load_network
 from pipelines.refine import RefineConfig, refine_detections, with_refinement
@@ -29,6 +30,7 @@ IMAGES = 24
 
 
 def main() -> None:
+    device = parse_device(__doc__.splitlines()[0])
     torch.set_num_threads(2)
     params = read_params()
     if not TRAINED.is_file() or not (SHARDS / "test" / BENCHMARK).is_dir():
@@ -37,28 +39,41 @@ def main() -> None:
     config = RefineConfig.from_section(section(params, "refine"))
     common = typed(TrainParams, params, "train.common")
     size = (common.input_height, common.input_width)
-    body = load_body_model(params["body_model"]["kind"])
+    body = load_body_model(params["body_model"]["kind"]).to(device)
     network, state = load_network(TRAINED, body)
-    discriminator = with_refinement(network, state, body, config).discriminator  # the prior
-    forward_s = refine_s = 0.0
-    people = refined_people = steps = 0
+    network.to(device)
+    prior = with_refinement(network, state, body, config).discriminator  # the trained prior
+    discriminator = prior.to(device)
     samples = [s for _, s in zip(range(IMAGES), read_shards(SHARDS / "test" / BENCHMARK),
                                  strict=False)]
-    for sample in samples:
+
+    def timed(sample: dict):
+        """(forward seconds, refinement seconds, detections, refinement result)."""
         network_input = to_network_input(sample, *size)
-        K = network_input["target"]["K"]
+        K = network_input["target"]["K"].to(device)
+        synchronize()
         start = time.perf_counter()
         with torch.no_grad():
-            detections = network(network_input["image"][None], intrinsics=[K])[0]
+            detections = network(network_input["image"][None].to(device), intrinsics=[K])[0]
+        synchronize()
         middle = time.perf_counter()
         _, result = refine_detections(detections, K, size, body, config, discriminator)
-        forward_s += middle - start
-        refine_s += time.perf_counter() - middle
+        synchronize()
+        return middle - start, time.perf_counter() - middle, detections, result
+
+    timed(samples[0])  # warm-up: first calls pay for allocation and kernel loading
+    forward_s = refine_s = 0.0
+    people = refined_people = steps = 0
+    for sample in samples:
+        forward, refinement, detections, result = timed(sample)
+        forward_s += forward
+        refine_s += refinement
         confident = int((detections["scores"] >= config.min_score).sum())
         people += confident
         refined_people += confident if result.steps else 0
         steps += result.steps
     count = len(samples)
+    print(f"device: {describe(device)}")
     print(f"{BENCHMARK}: {count} images, {people} people scoring >= {config.min_score}")
     print(f"{'':34s} {'ms/image':>9s} {'ms/person':>10s}")
     print(f"{'network forward (baseline)':34s} {1000 * forward_s / count:9.1f} "

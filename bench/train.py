@@ -19,14 +19,13 @@ peak CUDA allocation.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import time
 from pathlib import Path
 
 import torch
 
-from bench._scenes import synchronize
+from bench._scenes import describe, parse_device, synchronize
 from bench.memory import peak_extra_mb
 from model.body import load_body_model
 from model.discriminator import build_discriminator
@@ -34,7 +33,7 @@ from model.io import read_model
 from model.rcnn import ModelConfig, build_model
 from model.smpl_criterion import SMPLCriterion
 from pipelines.synthetic.poses import SyntheticPrior
-from pipelines.training import PhaseParams, TrainParams, batches, split_losses
+from pipelines.training import PhaseParams, TrainParams, batches, on_device, split_losses
 from stages.common import read_params, typed
 from stages.train import criterion_config
 
@@ -53,9 +52,7 @@ class Step:
         self.optimizer = torch.optim.RAdam(parameters, lr=1e-4)
 
     def __call__(self, images, targets) -> None:
-        device = next(self.network.parameters()).device
-        images = images.to(device)
-        targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
+        images, targets = on_device(images, targets, next(self.network.parameters()).device)
         losses, branch = self.network(images, targets)
         losses.update(self.criterion(branch, targets, tuple(images.shape[-2:])))
         detector, adversary = split_losses(losses)
@@ -85,10 +82,7 @@ def peak_memory_mb(step: Step, data, device: str) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", choices=["cpu", "cuda"],
-                        default="cuda" if torch.cuda.is_available() else "cpu")
-    device = parser.parse_args().device
+    device = parse_device(__doc__.splitlines()[0])
     params = read_params()
     common = typed(TrainParams, params, "train.common")
     data_phase = typed(PhaseParams, params, "train.baseline")  # both settings read its batches
@@ -118,7 +112,7 @@ def main() -> None:
     for label, step in settings.items():
         memory = peak_memory_mb(step, batches(common, data_phase, 0), device)
         rows.append((label, data_phase.batch_size / seconds[label], memory))
-    print(f"device: {device}" + (f" ({torch.cuda.get_device_name()})" if device == "cuda" else ""))
+    print(f"device: {describe(device)}")
     print(f"{'training step, batch ' + str(data_phase.batch_size):30s} {'images/s':>9s} "
           f"{'peak extra MB':>14s} {'vs previous':>12s}")
     for label, speed, memory in rows:

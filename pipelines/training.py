@@ -37,7 +37,7 @@ from pipelines.mixture import mixture
 from pipelines.shards import SHARDS
 from pipelines.transforms import collate, to_network_input
 
-__all__ = ["TrainParams", "PhaseParams", "batches", "Checkpointer", "lr_factor",
+__all__ = ["TrainParams", "PhaseParams", "batches", "on_device", "Checkpointer", "lr_factor",
            "setup_distributed", "split_losses", "config_hash"]
 
 
@@ -131,6 +131,12 @@ def batches(common: TrainParams, phase: PhaseParams, seed: int, rank: int = 0, s
                               rotation_mirror)
             inputs.append(to_network_input(sample, *size, common.colour_noise, rng))
         yield collate(inputs)
+
+
+def on_device(images: torch.Tensor, targets: list[dict[str, torch.Tensor]],
+              device: torch.device | str) -> tuple[torch.Tensor, list[dict[str, torch.Tensor]]]:
+    """A batch of :func:`batches` (its images and per-image target dicts) on ``device``."""
+    return images.to(device), [{k: v.to(device) for k, v in t.items()} for t in targets]
 
 
 def _own_body(sample: dict, body_model: str) -> dict:

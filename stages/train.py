@@ -48,6 +48,7 @@ from pipelines.training import (
     batches,
     config_hash,
     lr_factor,
+    on_device,
     setup_distributed,
     split_losses,
 )
@@ -167,8 +168,7 @@ def loop(session: Session, data: Iterator[tuple], common: TrainParams, phase: Ph
                     mininterval=5.0, disable=live is None)
     for step in progress:
         images, targets, _ = next(data)
-        images = images.to(device)
-        targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
+        images, targets = on_device(images, targets, device)
         for optimizer, base in zip(session.optimizers, session.base_lrs, strict=True):
             for group in optimizer.param_groups:
                 group["lr"] = base * lr_factor(step, common.warmup_iters)

@@ -14,7 +14,7 @@ import torch.multiprocessing as mp
 
 from model.io import read_model
 from pipelines.shards import read_shards
-from pipelines.training import PhaseParams, TrainParams, batches
+from pipelines.training import PhaseParams, TrainParams, batches, on_device
 from pipelines.transforms import collate, to_network_input
 from stages.common import typed
 from stages.train import Session, loop, run
@@ -37,10 +37,6 @@ def first_batch(workdir, count=2):
     samples = [to_network_input(s, 80, 128) for _, s in zip(range(count),
                read_shards(workdir / "data/shards/train/synth_train"), strict=False)]
     return collate(samples)
-
-
-def on_device(images, targets, device: str):
-    return images.to(device), [{k: v.to(device) for k, v in t.items()} for t in targets]
 
 
 def train_steps(model, images, targets, steps: int = 30) -> tuple[list[float], dict]:
