@@ -14,7 +14,14 @@ from __future__ import annotations
 import torch
 
 from ops._warp import check_mesh_inputs
-from ops.sdf import SDF_PADDING, penetration_depth, person_cubes, sample_phi, sdf_grid
+from ops.sdf import (
+    SDF_PADDING,
+    SDFGrid,
+    penetration_depth,
+    person_cubes,
+    sample_phi,
+    sdf_grid,
+)
 
 __all__ = ["collision_loss", "collision_volume", "overlapping_pairs", "geman_mcclure"]
 
@@ -35,7 +42,8 @@ def overlapping_pairs(vertices: torch.Tensor) -> torch.Tensor:
 
 
 def collision_loss(vertices: torch.Tensor, faces: torch.Tensor, grid_size: int = 32,
-                   sigma: float = 0.2, robust: str = "paper") -> torch.Tensor:
+                   sigma: float = 0.2, robust: str = "paper",
+                   sdf: SDFGrid | None = None) -> torch.Tensor:
     """Interpenetration loss of the people of one image.
 
     Args:
@@ -47,6 +55,9 @@ def collision_loss(vertices: torch.Tensor, faces: torch.Tensor, grid_size: int =
             metres; ``"official"`` -- the released code, ``rho`` per vertex on ``phi``
             in units of person i's cube half-size, ``sum_i sum_{j != i} sum_v rho(.) / n^2``
             with n the number of people in overlapping pairs.
+        sdf: every person's ``phi`` grid (``grid_size`` voxels a side) when it is already
+            known, e.g. :func:`ops.sdf.moved` for people that moved only rigidly since it
+            was computed; ``None`` voxelises the people in overlapping pairs now.
     Returns:
         scalar, differentiable with respect to ``vertices`` (``phi`` itself is constant);
         0 when fewer than two people or no boxes overlap.
@@ -61,8 +72,7 @@ def collision_loss(vertices: torch.Tensor, faces: torch.Tensor, grid_size: int =
     involved = overlap.any(dim=1).nonzero().flatten()
     if involved.numel() == 0:
         return zero
-    grid = sdf_grid(vertices[involved], faces, grid_size)
-    slot = {int(person): k for k, person in enumerate(involved)}  # person -> grid index
+    grid, slot = _grids(vertices, faces, involved, grid_size, sdf)
     penetration = {}  # (i, j) -> phi_i at the vertices of j, [V]
     for i, j in overlap.nonzero().tolist():
         penetration[i, j] = sample_phi(grid, slot[i], vertices[j])
@@ -75,6 +85,19 @@ def collision_loss(vertices: torch.Tensor, faces: torch.Tensor, grid_size: int =
     for (i, _), phi in penetration.items():
         total = total + geman_mcclure(phi / grid.half[slot[i]], sigma).sum()
     return total / involved.numel() ** 2
+
+
+def _grids(vertices: torch.Tensor, faces: torch.Tensor, involved: torch.Tensor,
+           grid_size: int, sdf: SDFGrid | None) -> tuple[SDFGrid, dict[int, int]]:
+    """The ``phi`` grids of the ``involved`` people (the given ``sdf``, else voxelised
+    now), and where each person's grid is in them."""
+    if sdf is None:
+        slot = {int(person): k for k, person in enumerate(involved)}
+        return sdf_grid(vertices[involved], faces, grid_size), slot
+    if sdf.phi.shape[:2] != (vertices.shape[0], grid_size):
+        raise ValueError(f"collision_loss: sdf must hold {vertices.shape[0]} people's "
+                         f"{grid_size}^3 grids, got phi {list(sdf.phi.shape)}")
+    return sdf, {int(person): int(person) for person in involved}
 
 
 @torch.no_grad()

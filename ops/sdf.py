@@ -33,7 +33,7 @@ import warp as wp
 
 from ops._warp import check_mesh_inputs, launch, ready, to_vec3, warp_device
 
-__all__ = ["SDFGrid", "SDF_PADDING", "sdf_grid", "sample_phi", "penetration_depth",
+__all__ = ["SDFGrid", "SDF_PADDING", "sdf_grid", "moved", "sample_phi", "penetration_depth",
            "closed_components", "person_cubes", "clear_mesh_cache"]
 
 
@@ -269,6 +269,16 @@ def sdf_grid(vertices: torch.Tensor, faces: torch.Tensor, grid_size: int = 32,
     launch(_grid_kernel, tuple(phi.shape), [ids, *_boxes(vertices), to_vec3(center),
            wp.from_torch(half.contiguous()), wp.from_torch(phi)], like=vertices)
     return SDFGrid(phi, center, half)
+
+
+def moved(grid: SDFGrid, offsets: torch.Tensor) -> SDFGrid:
+    """``grid`` of people translated by ``offsets [P, 3]`` (metres) since it was computed.
+    A translated mesh's penetration depth is its field translated along, so this is exact
+    (up to float rounding) and voxelises nothing: the cube centres move, ``phi`` stays."""
+    if offsets.shape != grid.center.shape:
+        raise ValueError(f"moved: offsets must be {list(grid.center.shape)} (one per person "
+                         f"of the grid), got {list(offsets.shape)}")
+    return SDFGrid(grid.phi, grid.center + offsets.detach(), grid.half)
 
 
 @torch.no_grad()

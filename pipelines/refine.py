@@ -22,14 +22,17 @@ them on the network's evidence. The objective, all terms weighted by :class:`Ref
 4. **Pose prior**: the trained discriminator's adversarial term (the model file keeps
    the discriminator).
 
-Two phases. First each person only slides along its root's ray (a move that leaves its
-2D joints in place), driven by the depth-order term and the depth-change penalty, until
-the box cue's order holds (at most ``order_tolerance`` of the pixels where people
+Three phases. First each person only slides along its root's ray (a move that leaves
+its 2D joints in place), driven by the depth-order term and the depth-change penalty,
+until the box cue's order holds (at most ``order_tolerance`` of the pixels where people
 overlap in the wrong order: thin parts such as a hand in front of the nearer body are
 allowed). The interpenetration term would be a barrier stopping two people from passing
-each other in depth, so it waits for phase two: every term, until no pair intersects and
-the order still holds. A coherent image takes zero steps and is returned unchanged (bit
-for bit).
+each other in depth, so it waits. Second, the people move rigidly (rays and depths)
+under every term but the pose's: each person's SDF is computed once and moved along, so
+these steps are cheap, and most collisions of whole bodies end here. Third, what rigid
+moves cannot mend (a limb inside another person): every term, poses and shapes too.
+Each phase stops once no pair intersects and the order holds. A coherent image takes
+zero steps and is returned unchanged (bit for bit).
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from ops.collision import collision_loss, geman_mcclure
 from ops.depth_order import depth_order_loss, ordering_mistakes
 from ops.geometry import matrix_to_rot6d, rot6d_to_matrix
 from ops.raster import depth_maps
+from ops.sdf import moved, sdf_grid
 
 __all__ = ["RefineConfig", "Refined", "RefiningNetwork", "refine", "refine_detections",
            "pseudo_instances", "overlapping_in_image", "with_refinement"]
@@ -57,8 +61,9 @@ class RefineConfig:
 
     order_steps: int  # most steps of phase 1 (reordering along the rays)
     order_lr: float  # its Adam rate on the log depths (0.05: 5 % of the depth a step)
-    steps: int  # most steps of phase 2 (every term)
-    lr: float  # its Adam rate
+    separate_steps: int  # most steps of phase 2 (rigid moves: rays and depths)
+    steps: int  # most steps of phase 3 (every term)
+    lr: float  # Adam rate of phases 2 and 3
     collision: float  # weight of the interpenetration loss
     depth_order: float  # weight of the depth-order loss on the pseudo instance map
     keypoints_2d: float  # weight of the agreement with the network's projected joints
@@ -149,7 +154,8 @@ def refine(rotmats: torch.Tensor, shape: torch.Tensor, transl: torch.Tensor,
                         ("boxes", boxes)):
         _check(name, value)
     involved = overlapping_in_image(boxes) if len(boxes) else torch.zeros(0, dtype=torch.bool)
-    if int(involved.sum()) < 2 or (config.steps <= 0 and config.order_steps <= 0):
+    phases = (config.order_steps, config.separate_steps, config.steps)
+    if int(involved.sum()) < 2 or max(phases) <= 0:
         return Refined(rotmats, shape, transl, 0)
     part = _refine_people(rotmats[involved], shape[involved], transl[involved], boxes[involved],
                           image_size, K, body, config, discriminator)
@@ -176,8 +182,13 @@ def _refine_people(rotmats: torch.Tensor, shape: torch.Tensor, transl: torch.Ten
         #    until the box cue's depth order holds. The interpenetration term is a barrier
         #    that would stop two people from passing each other in depth, so it waits.
         steps = _reorder(evidence, variables)
-        # 2. Then every term, until no pair collides and the order still holds.
-        steps += _descend(evidence, variables, history)
+        # 2. Separate: people move rigidly (rays and depths) under every term but the
+        #    pose's, which is cheap: nothing is posed or voxelised again.
+        taken, coherent = _separate(evidence, variables, history)
+        steps += taken
+        # 3. What rigid moves cannot mend (limbs inside another person): every term.
+        if not coherent:
+            steps += _descend(evidence, variables, history)
     if steps == 0:  # already coherent: the input, bit for bit
         return Refined(rotmats, shape, transl, 0, history)
     return Refined(rot6d_to_matrix(variables.rot6d).detach(), variables.shape.detach(),
@@ -193,6 +204,8 @@ class _Evidence:
     ray: torch.Tensor  # [P, 2] its roots' image rays (X/Z, Y/Z)
     log_depth: torch.Tensor  # [P] log of its root depths
     joints_2d: torch.Tensor  # [P, 17, 2] its projected COCO joints
+    vertices: torch.Tensor  # [P, V, 3] its people as posed, about each root (no gradient)
+    joints: torch.Tensor  # [P, 17, 3] their COCO joints, likewise
     boxes: torch.Tensor  # [P, 4] its boxes (the pseudo depth-order cue)
     K: torch.Tensor
     K_small: torch.Tensor  # intrinsics of the depth maps
@@ -206,11 +219,13 @@ class _Evidence:
         size = (max(round(image_size[0] * config.render_scale), 1),
                 max(round(image_size[1] * config.render_scale), 1))
         with torch.no_grad():
-            joints = posed_in_camera(body, rotmats, shape, transl).joints["coco17"]
+            posed = posed_in_camera(body, rotmats, shape, transl)
+            root = transl.detach()[:, None]
+            joints = posed.joints["coco17"]
         return cls(matrix_to_rot6d(rotmats).detach(), shape.detach(),
-                   *_to_ray_depth(transl.detach()), project(joints, K), boxes, K,
-                   scale_intrinsics(K, config.render_scale), size, body, config,
-                   discriminator)
+                   *_to_ray_depth(transl.detach()), project(joints, K), posed.vertices - root,
+                   joints - root, boxes, K, scale_intrinsics(K, config.render_scale), size,
+                   body, config, discriminator)
 
 
 @dataclass
@@ -234,27 +249,28 @@ class _Variables:
     def transl(self) -> torch.Tensor:
         return _from_ray_depth(self.ray, self.log_depth)
 
-    def optimizer(self, lr: float) -> torch.optim.Optimizer:
+    def optimizer(self, lr: float, rigid: bool = False) -> torch.optim.Optimizer:
+        """Adam on every variable, or on the rays and depths alone (``rigid``)."""
         # Short memory (betas 0.5, 0.9): one large interpenetration gradient must not
         # steer the following steps, as Adam's default 0.999 would let it.
+        depths = [self.log_depth] if rigid else [self.rot6d, self.shape, self.log_depth]
         return torch.optim.Adam([
-            {"params": [self.rot6d, self.shape, self.log_depth]},
+            {"params": depths},
             {"params": [self.ray], "lr": lr * RAY_LR_SHARE}], lr=lr, betas=(0.5, 0.9))
 
 
 def _reorder(evidence: _Evidence, variables: _Variables) -> int:
     """Phase 1: at most ``order_steps`` Adam steps (rate ``order_lr``) on the log depths
     alone, minimising the depth-order term and the depth-change penalty, until at most
-    ``order_tolerance`` of the overlap is in the wrong order. The bodies are posed once:
-    a move along the ray is a translation. Returns the steps taken."""
+    ``order_tolerance`` of the overlap is in the wrong order. The people keep the
+    network's pose: a move along the ray is a translation. Returns the steps taken."""
     config = evidence.config
-    with torch.no_grad():
-        posed = posed_in_camera(evidence.body, rot6d_to_matrix(variables.rot6d),
-                                variables.shape, variables.transl())
-        local = posed.vertices - variables.transl()[:, None]  # [P, V, 3] about each root
+    if config.order_steps <= 0:
+        return 0
     optimizer = torch.optim.Adam([variables.log_depth], lr=config.order_lr, betas=(0.5, 0.9))
     for step in range(config.order_steps + 1):
-        depths, pseudo, ordered = _depth_order_now(evidence, local + variables.transl()[:, None])
+        vertices = evidence.vertices + variables.transl()[:, None]
+        depths, pseudo, ordered = _depth_order_now(evidence, vertices)
         if ordered or step == config.order_steps:
             return step
         total = (config.depth_order * depth_order_loss(depths, pseudo) + config.depth
@@ -265,13 +281,57 @@ def _reorder(evidence: _Evidence, variables: _Variables) -> int:
     return config.order_steps
 
 
+def _separate(evidence: _Evidence, variables: _Variables,
+              history: list[tuple[float, float]]) -> tuple[int, bool]:
+    """Phase 2: at most ``separate_steps`` Adam steps (rate ``lr``) on the rays
+    and log depths, the people keeping the network's pose, on every term but the pose's.
+    Each person's SDF is voxelised once: a translated person's is the same field moved
+    along (:func:`ops.sdf.moved`), so a step poses and voxelises nothing. Appends each
+    step's interpenetration and depth-order losses to ``history``; stops early when the
+    interpenetration loss stalls (``STALL_STEPS``). Returns the steps taken and whether
+    the people are coherent (see :func:`_scene_terms`)."""
+    config = evidence.config
+    start = variables.transl().detach()
+    grid = sdf_grid(evidence.vertices + start[:, None], evidence.body.faces, config.grid)
+    optimizer = variables.optimizer(config.lr, rigid=True)
+    best, since_best = float("inf"), 0
+    for step in range(max(config.separate_steps, 0) + 1):
+        transl = variables.transl()
+        vertices = evidence.vertices + transl[:, None]
+        collision = collision_loss(vertices, evidence.body.faces, config.grid, config.sigma,
+                                   "official", sdf=moved(grid, transl - start))
+        scene, coherent = _scene_terms(evidence, vertices, collision, history)
+        best, since_best = ((history[-1][0], 0) if history[-1][0] < best
+                            else (best, since_best + 1))
+        if coherent or step >= config.separate_steps or since_best >= STALL_STEPS:
+            return step, coherent
+        total = scene + _agreement(evidence, variables, evidence.joints + transl[:, None],
+                                   transl)
+        optimizer.zero_grad()
+        total.backward()
+        optimizer.step()
+    return config.separate_steps, False
+
+
+def _scene_terms(evidence: _Evidence, vertices: torch.Tensor, collision: torch.Tensor,
+                 history: list[tuple[float, float]]) -> tuple[torch.Tensor, bool]:
+    """The weighted interpenetration and depth-order terms of people at ``vertices``
+    (``collision`` already computed), appended to ``history``, and whether they are
+    coherent: the interpenetration loss at most ``collision_tolerance`` (grazing contacts
+    of a millimetre or so; exact zero is rarely reached and costs many steps) and at most
+    ``order_tolerance`` of the overlap in the wrong order."""
+    config = evidence.config
+    depths, pseudo, ordered = _depth_order_now(evidence, vertices)
+    order = depth_order_loss(depths, pseudo)
+    history.append((float(collision.detach()), float(order.detach())))
+    coherent = ordered and history[-1][0] <= config.collision_tolerance
+    return config.collision * collision + config.depth_order * order, coherent
+
+
 def _descend(evidence: _Evidence, variables: _Variables,
              history: list[tuple[float, float]]) -> int:
-    """Phase 2: at most ``steps`` Adam steps on the whole objective, appending each
-    step's interpenetration and depth-order losses to ``history``; stops when the
-    interpenetration loss is at most ``collision_tolerance`` (grazing contacts of a
-    millimetre or so; exact zero is rarely reached and costs many steps) and at most
-    ``order_tolerance`` of the overlap is in the wrong order.
+    """Phase 3: at most ``steps`` Adam steps on the whole objective, appending each
+    step's interpenetration and depth-order losses to ``history``, until coherent.
     Returns the steps taken."""
     config = evidence.config
     if config.steps <= 0:
@@ -280,15 +340,12 @@ def _descend(evidence: _Evidence, variables: _Variables,
     for step in range(config.steps + 1):
         rotmats, transl = rot6d_to_matrix(variables.rot6d), variables.transl()
         posed = posed_in_camera(evidence.body, rotmats, variables.shape, transl)
-        depths, pseudo, ordered = _depth_order_now(evidence, posed.vertices)
-        order = depth_order_loss(depths, pseudo)
         collision = collision_loss(posed.vertices, evidence.body.faces, config.grid,
                                    config.sigma, "official")
-        history.append((float(collision.detach()), float(order.detach())))
-        if (ordered and history[-1][0] <= config.collision_tolerance) or step == config.steps:
+        scene, coherent = _scene_terms(evidence, posed.vertices, collision, history)
+        if coherent or step == config.steps:
             return step
-        total = (config.collision * collision + config.depth_order * order
-                 + _agreement(evidence, variables, posed.joints["coco17"], transl))
+        total = scene + _agreement(evidence, variables, posed.joints["coco17"], transl)
         if evidence.discriminator is not None and config.prior > 0:
             total = total + config.prior * generator_loss(
                 evidence.discriminator(rotmats, variables.shape))
@@ -327,6 +384,12 @@ def _agreement(evidence: _Evidence, variables: _Variables, joints: torch.Tensor,
                              + (variables.shape - evidence.shape).square().mean())
             + config.depth * (variables.log_depth - evidence.log_depth).square().sum())
 
+
+# The rigid phase hands over to the every-term phase once its interpenetration loss has
+# not reached a new low for this many steps: near contact, the agreement terms pull the
+# people back as hard as the vanishing interpenetration gradient pushes them apart, and
+# only posing them differently (a limb, not the whole body) mends what is left.
+STALL_STEPS = 5
 
 # The image-ray coordinates (X/Z, Y/Z) move at this share of the learning rate: at a few
 # metres, a step then shifts a root sideways by about as much as a metric translation

@@ -159,6 +159,47 @@ def test_collision_volume_matches_brute_force_on_random_blobs():
     np.testing.assert_allclose(volume.numpy(), expected, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("robust", ["paper", "official"])
+def test_moved_grids_give_the_loss_of_people_voxelised_where_they_are(robust):
+    """The fast path of refinement's rigid phase (grids computed once, moved with their
+    people) against the reference (every person voxelised again where it stands), on
+    random blobs moved by random offsets: same loss, same gradients."""
+    from ops.sdf import moved, sdf_grid
+    from tests.test_sdf import random_blob
+
+    rng = np.random.default_rng(11)
+    blobs = [random_blob(rng, c) for c in ([0.0, 0.0, 0.0], [0.3, 0.05, 0.0], [0.1, 0.3, 0.1])]
+    faces = torch.tensor(blobs[0][1])
+    people = torch.tensor(np.stack([b[0] for b in blobs]), dtype=torch.float32)
+    grid = sdf_grid(people, faces, 24)
+    for trial in range(3):
+        offsets = torch.tensor(rng.normal(size=(3, 3)) * 0.04, dtype=torch.float32)
+        results = []
+        for sdf in (None, moved(grid, offsets)):
+            leaf = (people + offsets[:, None]).requires_grad_(True)
+            loss = collision_loss(leaf, faces, 24, robust=robust, sdf=sdf)
+            loss.backward()
+            results.append((loss.detach(), leaf.grad))
+        (loss_ref, grad_ref), (loss_fast, grad_fast) = results
+        assert loss_ref > 0, trial
+        torch.testing.assert_close(loss_fast, loss_ref, atol=1e-6, rtol=1e-4)
+        torch.testing.assert_close(grad_fast, grad_ref, atol=1e-6, rtol=1e-3)
+
+
+def test_grids_for_other_people_are_a_clear_error():
+    from ops.sdf import moved, sdf_grid
+
+    vertices, faces = sphere(0.3)
+    people = torch.stack([vertices, vertices + torch.tensor([0.2, 0.0, 0.0])])
+    grid = sdf_grid(people, faces, 16)
+    with pytest.raises(ValueError, match=r"sdf must hold 3 people's 16\^3 grids"):
+        collision_loss(torch.cat([people, people[:1]]), faces, 16, sdf=grid)
+    with pytest.raises(ValueError, match="sdf must hold 2 people's 32"):
+        collision_loss(people, faces, 32, sdf=grid)
+    with pytest.raises(ValueError, match=r"moved: offsets must be \[2, 3\]"):
+        moved(grid, torch.zeros(3, 3))
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_matches_cpu_with_gradients():
     from tests.test_sdf import random_blob

@@ -145,7 +145,8 @@ def test_wrong_model_files_are_named(tmp_path):
         Predictor(tmp_path / "missing.pt")
 
 
-QUICK_REFINE = RefineConfig(order_steps=2, order_lr=0.05, steps=2, lr=0.01, collision=1.0,
+QUICK_REFINE = RefineConfig(order_steps=2, order_lr=0.05, separate_steps=2,
+                            steps=2, lr=0.01, collision=1.0,
                             depth_order=100.0, keypoints_2d=10.0, depth=1.0, pose=1.0,
                             prior=0.01, sigma=0.2, grid=16, render_scale=0.5,
                             order_margin=0.05, order_tolerance=0.1,

@@ -26,7 +26,8 @@ from pipelines.refine import (
 
 HEIGHT, WIDTH = 256, 416
 K = intrinsics_matrix(500.0, WIDTH, HEIGHT)
-CONFIG = RefineConfig(order_steps=10, order_lr=0.05, steps=20, lr=0.01, collision=1.0,
+CONFIG = RefineConfig(order_steps=10, order_lr=0.05, separate_steps=30,
+                      steps=20, lr=0.01, collision=1.0,
                       depth_order=100.0, keypoints_2d=10.0, depth=1.0, pose=1.0, prior=0.0,
                       sigma=0.2, grid=32, render_scale=0.5, order_margin=0.05,
                       order_tolerance=0.1,
@@ -95,19 +96,34 @@ def test_a_wrong_depth_order_between_overlapping_people_is_corrected(anny_body):
     assert root_moved.max() < 4.0 and moved.mean() < 6.0
 
 
-def test_reordering_runs_without_the_second_phase(anny_body):
-    """``steps: 0`` turns off the every-term phase only: people are still reordered
-    along their rays (phase 1 has its own ``order_steps``)."""
+def test_reordering_runs_without_the_other_phases(anny_body):
+    """``separate_steps: 0, steps: 0`` turn off the rigid and the every-term phases:
+    people are still reordered along their rays (phase 1 has its own ``order_steps``),
+    and the coherence check after it is made once."""
     rotmats, shape, transl, boxes = standing(anny_body, [[0.35, 0.3, 4.0], [-0.3, 0.3, 4.3]])
     boxes[1, 3] = boxes[0, 3] + 0.15 * (boxes[1, 3] - boxes[1, 1])
-    config = dataclasses.replace(CONFIG, steps=0)
+    config = dataclasses.replace(CONFIG, separate_steps=0, steps=0)
     result = refine(rotmats, shape, transl, boxes, (HEIGHT, WIDTH), K, anny_body, config)
-    assert 0 < result.steps <= config.order_steps and result.history == []
+    assert 0 < result.steps <= config.order_steps and len(result.history) == 1
     assert result.transl[1, 2] < result.transl[0, 2]
     assert share_in_front(anny_body, result.rotmats, result.shape, result.transl, 1)[0] > 0.9
     torch.testing.assert_close(result.rotmats, rotmats)  # only the depths moved
-    off = dataclasses.replace(CONFIG, steps=0, order_steps=0)
+    off = dataclasses.replace(config, order_steps=0)
     assert refine(rotmats, shape, transl, boxes, (HEIGHT, WIDTH), K, anny_body, off).steps == 0
+
+
+def test_whole_bodies_inside_each_other_are_separated_by_rigid_moves(anny_body):
+    """Phase 2 alone (no every-term phase): the people keep the network's pose and
+    shape, and only their roots move, a few pixels in the image at most."""
+    rotmats, shape, transl, boxes = standing(anny_body, [[-0.12, 0.3, 4.0], [0.12, 0.3, 4.1]])
+    config = dataclasses.replace(CONFIG, steps=0)
+    result = refine(rotmats, shape, transl, boxes, (HEIGHT, WIDTH), K, anny_body, config)
+    assert result.history[0][0] > 0 and result.history[-1][0] <= CONFIG.collision_tolerance
+    assert 0 < result.steps <= config.separate_steps
+    assert torch.equal(result.shape, shape)
+    torch.testing.assert_close(result.rotmats, rotmats)  # through 6D and back: rounding
+    root_moved = (project(result.transl, K) - project(transl, K)).norm(dim=-1)
+    assert root_moved.max() < 6.0
 
 
 def test_refine_settings_with_a_missing_key_are_a_clear_error():
