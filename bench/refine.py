@@ -2,14 +2,16 @@
 beside the network's forward pass on the same images (the baseline), measured in the
 same process; on CUDA when a GPU is present (``--device cpu`` keeps it on the CPU).
 
-Runs ``models/full/model.pt`` (``make repro`` must have trained it) on the first
-``IMAGES`` images of the ``synth_crowd`` benchmark, whose people overlap most, with the
-``refine`` section of params.yaml. Target (issue 15): refinement time per image at most
-the network's forward time.
+Runs ``models/full/model.pt`` (``make repro`` must have trained it) on every image of
+the ``synth_crowd`` benchmark (200), whose people overlap most, with the
+``refine`` section of params.yaml, and once more without the rigid phase
+(``separate_steps: 0``) to show what that phase buys. Target (issue 15): refinement
+time per image at most the network's forward time.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -26,7 +28,6 @@ from stages.common import read_params, section, typed
 
 TRAINED = Path("models/full/model.pt")
 BENCHMARK = "synth_crowd"
-IMAGES = 24
 
 
 def main() -> None:
@@ -42,46 +43,49 @@ def main() -> None:
     body = load_body_model(params["body_model"]["kind"]).to(device)
     network, state = load_network(TRAINED, body)
     network.to(device)
-    prior = with_refinement(network, state, body, config).discriminator  # the trained prior
-    discriminator = prior.to(device)
-    samples = [s for _, s in zip(range(IMAGES), read_shards(SHARDS / "test" / BENCHMARK),
-                                 strict=False)]
+    discriminator = with_refinement(network, state, body, config).discriminator.to(device)
+    samples = list(read_shards(SHARDS / "test" / BENCHMARK))
+    inputs = [to_network_input(sample, *size) for sample in samples]
+    images = [(i["image"][None].to(device), i["target"]["K"].to(device)) for i in inputs]
 
-    def timed(sample: dict):
-        """(forward seconds, refinement seconds, detections, refinement result)."""
-        network_input = to_network_input(sample, *size)
-        K = network_input["target"]["K"].to(device)
+    # 1. The baseline: the network's forward pass on each image.
+    def forward(image: torch.Tensor, K: torch.Tensor) -> dict:
+        with torch.no_grad():
+            return network(image, intrinsics=[K])[0]
+
+    forward_s, detections = time_each(forward, images)
+    people = sum(int((d["scores"] >= config.min_score).sum()) for d in detections)
+    print(f"device: {describe(device)}")
+    print(f"{BENCHMARK}: {len(samples)} images, {people} people scoring >= {config.min_score}")
+    print(f"{'':34s} {'ms/image':>9s} {'ms/person':>10s} {'vs forward':>11s} {'steps':>6s}")
+    row = "{:34s} {:9.1f} {:10.1f} {:10.2f}x {:>6}"
+    print(row.format("network forward (baseline)", 1000 * forward_s / len(samples),
+                     1000 * forward_s / max(people, 1), 1.0, ""))
+    # 2. Refinement of those detections, with and without the rigid phase.
+    for label, settings in (("refinement (params.yaml)", config),
+                            ("  without the rigid phase", dataclasses.replace(
+                                config, separate_steps=0))):
+        def refine_one(found: dict, K: torch.Tensor, settings=settings):
+            return refine_detections(found, K, size, body, settings, discriminator)[1]
+
+        seconds, results = time_each(refine_one, [(d, K) for d, (_, K) in
+                                                  zip(detections, images, strict=True)])
+        print(row.format(label, 1000 * seconds / len(samples), 1000 * seconds / max(people, 1),
+                         seconds / forward_s, sum(r.steps for r in results)))
+
+
+def time_each(fn, arguments: list[tuple]) -> tuple[float, list]:
+    """Total seconds of ``fn(*a)`` over ``arguments`` (after one warm-up call: first
+    calls pay for allocation and kernel loading), and the results."""
+    fn(*arguments[0])
+    total, results = 0.0, []
+    for args in arguments:
         synchronize()
         start = time.perf_counter()
-        with torch.no_grad():
-            detections = network(network_input["image"][None].to(device), intrinsics=[K])[0]
+        results.append(fn(*args))
         synchronize()
-        middle = time.perf_counter()
-        _, result = refine_detections(detections, K, size, body, config, discriminator)
-        synchronize()
-        return middle - start, time.perf_counter() - middle, detections, result
-
-    timed(samples[0])  # warm-up: first calls pay for allocation and kernel loading
-    forward_s = refine_s = 0.0
-    people = refined_people = steps = 0
-    for sample in samples:
-        forward, refinement, detections, result = timed(sample)
-        forward_s += forward
-        refine_s += refinement
-        confident = int((detections["scores"] >= config.min_score).sum())
-        people += confident
-        refined_people += confident if result.steps else 0
-        steps += result.steps
-    count = len(samples)
-    print(f"device: {describe(device)}")
-    print(f"{BENCHMARK}: {count} images, {people} people scoring >= {config.min_score}")
-    print(f"{'':34s} {'ms/image':>9s} {'ms/person':>10s}")
-    print(f"{'network forward (baseline)':34s} {1000 * forward_s / count:9.1f} "
-          f"{1000 * forward_s / max(people, 1):10.1f}")
-    print(f"{'refinement (all images)':34s} {1000 * refine_s / count:9.1f} "
-          f"{1000 * refine_s / max(people, 1):10.1f}")
-    print(f"refinement / forward: {refine_s / forward_s:.2f}x; {steps} steps in all, "
-          f"{refined_people} people in images that took a step")
+        total += time.perf_counter() - start
+    return total, results
 
 
 if __name__ == "__main__":
