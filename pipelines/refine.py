@@ -14,7 +14,8 @@ them on the network's evidence. The objective, all terms weighted by :class:`Ref
    (whose feet stand nearer the camera on the ground) must be the one in front. This
    pseudo instance map (:func:`pseudo_instances`, recomputed where they overlap at each
    step) feeds :func:`ops.depth_order.depth_order_loss` (Eq. 4) on depth maps rendered
-   at ``render_scale`` of the image.
+   at ``render_scale`` of the image. The same cue also ranks the roots of every pair it
+   decides (:func:`ranked_pairs`), overlapping or not: a hinge on their log depths.
 3. **Agreement with the network**: each person's projected COCO joints stay near the
    network's (Geman-McClure on their offsets in box units, measured as if the person had
    kept its depth, so a move along its ray is free there), its rotations and shape stay
@@ -52,7 +53,7 @@ from ops.raster import depth_maps
 from ops.sdf import moved, sdf_grid
 
 __all__ = ["RefineConfig", "Refined", "RefiningNetwork", "refine", "refine_detections",
-           "pseudo_instances", "overlapping_in_image", "with_refinement"]
+           "pseudo_instances", "ranked_pairs", "overlapping_in_image", "with_refinement"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ class RefineConfig:
     lr: float  # Adam rate of phases 2 and 3
     collision: float  # weight of the interpenetration loss
     depth_order: float  # weight of the depth-order loss on the pseudo instance map
+    rank: float  # weight of the root ranking over every pair the box cue decides (0: off)
     keypoints_2d: float  # weight of the agreement with the network's projected joints
     depth: float  # weight of the squared change of each person's log depth
     pose: float  # weight of the agreement with its rotations and shape
@@ -123,9 +125,30 @@ def pseudo_instances(depths: torch.Tensor, boxes: torch.Tensor, scale: float,
     return torch.where(covered.any(dim=0) & clear, owner + 1, torch.zeros_like(owner))
 
 
+def ranked_pairs(boxes: torch.Tensor, margin: float) -> torch.Tensor:
+    """``[M, 2]`` (nearer, farther) indices of the pairs of people the box cue orders:
+    person i stands nearer the camera than j when the bottom edge of its box (``boxes
+    [P, 4]`` xyxy) is lower in the image than j's by at least ``margin`` times its box
+    height (people standing on one ground: feet lower in the image are nearer). A box cut
+    by the image's bottom edge only hides feet lower still, so the cue keeps its sense."""
+    bottom, height = boxes[:, 3], boxes[:, 3] - boxes[:, 1]
+    lower_by = bottom[:, None] - bottom[None]  # [P, P]: how much lower i's box ends than j's
+    return ((lower_by > 0) & (lower_by >= margin * height[:, None])).nonzero()
+
+
 def _check(name: str, value: torch.Tensor) -> None:
     if not torch.isfinite(value).all():
         raise ValueError(f"refine: the predicted {name} contain NaN or inf")
+
+
+def _involved(boxes: torch.Tensor, config: RefineConfig) -> torch.Tensor:
+    """``[P]`` bool: the people refinement may move: those whose boxes overlap another's
+    (only they can intersect or occlude each other) and, with the ranking term on, those
+    the box cue orders against another."""
+    involved = overlapping_in_image(boxes) if len(boxes) else torch.zeros(0, dtype=torch.bool)
+    if config.rank > 0 and len(boxes):
+        involved[ranked_pairs(boxes, config.order_margin).flatten()] = True
+    return involved
 
 
 def overlapping_in_image(boxes: torch.Tensor) -> torch.Tensor:
@@ -148,12 +171,13 @@ def refine(rotmats: torch.Tensor, shape: torch.Tensor, transl: torch.Tensor,
         image_size: ``(height, width)`` of the image ``K [3, 3]`` belongs to.
         discriminator: the trained pose discriminator (the prior term), or None.
     Returns:
-        every person, refined where their image boxes overlap another's, else unchanged.
+        every person, refined where their image boxes overlap another's or the box cue
+        orders them against another (``rank > 0``), else unchanged.
     """
     for name, value in (("rotations", rotmats), ("shapes", shape), ("translations", transl),
                         ("boxes", boxes)):
         _check(name, value)
-    involved = overlapping_in_image(boxes) if len(boxes) else torch.zeros(0, dtype=torch.bool)
+    involved = _involved(boxes, config)
     phases = (config.order_steps, config.separate_steps, config.steps)
     if int(involved.sum()) < 2 or max(phases) <= 0:
         return Refined(rotmats, shape, transl, 0)
@@ -207,6 +231,7 @@ class _Evidence:
     vertices: torch.Tensor  # [P, V, 3] its people as posed, about each root (no gradient)
     joints: torch.Tensor  # [P, 17, 3] their COCO joints, likewise
     boxes: torch.Tensor  # [P, 4] its boxes (the pseudo depth-order cue)
+    pairs: torch.Tensor  # [M, 2] (nearer, farther): the pairs the box cue orders
     K: torch.Tensor
     K_small: torch.Tensor  # intrinsics of the depth maps
     size: tuple[int, int]  # depth-map size
@@ -224,8 +249,8 @@ class _Evidence:
             joints = posed.joints["coco17"]
         return cls(matrix_to_rot6d(rotmats).detach(), shape.detach(),
                    *_to_ray_depth(transl.detach()), project(joints, K), posed.vertices - root,
-                   joints - root, boxes, K, scale_intrinsics(K, config.render_scale), size,
-                   body, config, discriminator)
+                   joints - root, boxes, ranked_pairs(boxes, config.order_margin), K,
+                   scale_intrinsics(K, config.render_scale), size, body, config, discriminator)
 
 
 @dataclass
@@ -261,8 +286,9 @@ class _Variables:
 
 def _reorder(evidence: _Evidence, variables: _Variables) -> int:
     """Phase 1: at most ``order_steps`` Adam steps (rate ``order_lr``) on the log depths
-    alone, minimising the depth-order term and the depth-change penalty, until at most
-    ``order_tolerance`` of the overlap is in the wrong order. The people keep the
+    alone, minimising the depth-order and ranking terms and the depth-change penalty,
+    until at most ``order_tolerance`` of the overlap is in the wrong order and every pair
+    the box cue decides is ranked. The people keep the
     network's pose: a move along the ray is a translation. Returns the steps taken."""
     config = evidence.config
     if config.order_steps <= 0:
@@ -271,10 +297,11 @@ def _reorder(evidence: _Evidence, variables: _Variables) -> int:
     for step in range(config.order_steps + 1):
         vertices = evidence.vertices + variables.transl()[:, None]
         depths, pseudo, ordered = _depth_order_now(evidence, vertices)
-        if ordered or step == config.order_steps:
+        rank, ranked = _ranking(evidence, variables.log_depth)
+        if (ordered and ranked) or step == config.order_steps:
             return step
-        total = (config.depth_order * depth_order_loss(depths, pseudo) + config.depth
-                 * (variables.log_depth - evidence.log_depth).square().sum())
+        total = (config.depth_order * depth_order_loss(depths, pseudo) + config.rank * rank
+                 + config.depth * (variables.log_depth - evidence.log_depth).square().sum())
         optimizer.zero_grad()
         total.backward()
         optimizer.step()
@@ -300,7 +327,8 @@ def _separate(evidence: _Evidence, variables: _Variables,
         vertices = evidence.vertices + transl[:, None]
         collision = collision_loss(vertices, evidence.body.faces, config.grid, config.sigma,
                                    "official", sdf=moved(grid, transl - start))
-        scene, coherent = _scene_terms(evidence, vertices, collision, history)
+        scene, coherent = _scene_terms(evidence, vertices, variables.log_depth, collision,
+                                       history)
         best, since_best = ((history[-1][0], 0) if history[-1][0] < best
                             else (best, since_best + 1))
         if coherent or step >= config.separate_steps or since_best >= STALL_STEPS:
@@ -313,19 +341,35 @@ def _separate(evidence: _Evidence, variables: _Variables,
     return config.separate_steps, False
 
 
-def _scene_terms(evidence: _Evidence, vertices: torch.Tensor, collision: torch.Tensor,
-                 history: list[tuple[float, float]]) -> tuple[torch.Tensor, bool]:
-    """The weighted interpenetration and depth-order terms of people at ``vertices``
-    (``collision`` already computed), appended to ``history``, and whether they are
-    coherent: the interpenetration loss at most ``collision_tolerance`` (grazing contacts
-    of a millimetre or so; exact zero is rarely reached and costs many steps) and at most
-    ``order_tolerance`` of the overlap in the wrong order."""
+def _scene_terms(evidence: _Evidence, vertices: torch.Tensor, log_depth: torch.Tensor,
+                 collision: torch.Tensor, history: list[tuple[float, float]]
+                 ) -> tuple[torch.Tensor, bool]:
+    """The weighted interpenetration, depth-order and ranking terms of people at
+    ``vertices`` whose roots are at ``log_depth`` (``collision`` already computed), the
+    first two appended to ``history``, and whether the people are coherent: the
+    interpenetration loss at most ``collision_tolerance`` (grazing contacts of a
+    millimetre or so; exact zero is rarely reached and costs many steps), at most
+    ``order_tolerance`` of the overlap in the wrong order, and every decided pair
+    ranked."""
     config = evidence.config
     depths, pseudo, ordered = _depth_order_now(evidence, vertices)
     order = depth_order_loss(depths, pseudo)
+    rank, ranked = _ranking(evidence, log_depth)
     history.append((float(collision.detach()), float(order.detach())))
-    coherent = ordered and history[-1][0] <= config.collision_tolerance
-    return config.collision * collision + config.depth_order * order, coherent
+    coherent = ordered and ranked and history[-1][0] <= config.collision_tolerance
+    return (config.collision * collision + config.depth_order * order + config.rank * rank,
+            coherent)
+
+
+def _ranking(evidence: _Evidence, log_depth: torch.Tensor) -> tuple[torch.Tensor, bool]:
+    """The ranking term -- a hinge on each decided pair's log depths, zero once the
+    nearer root is ``RANK_MARGIN`` nearer -- and whether every decided pair is ranked
+    (always, with the term off)."""
+    if evidence.config.rank <= 0 or len(evidence.pairs) == 0:
+        return log_depth.sum() * 0.0, True
+    near, far = evidence.pairs.T
+    gap = log_depth[near] - log_depth[far]
+    return torch.relu(gap + RANK_MARGIN).sum(), bool((gap.detach() < 0).all())
 
 
 def _descend(evidence: _Evidence, variables: _Variables,
@@ -342,7 +386,8 @@ def _descend(evidence: _Evidence, variables: _Variables,
         posed = posed_in_camera(evidence.body, rotmats, variables.shape, transl)
         collision = collision_loss(posed.vertices, evidence.body.faces, config.grid,
                                    config.sigma, "official")
-        scene, coherent = _scene_terms(evidence, posed.vertices, collision, history)
+        scene, coherent = _scene_terms(evidence, posed.vertices, variables.log_depth, collision,
+                                       history)
         if coherent or step == config.steps:
             return step
         total = scene + _agreement(evidence, variables, posed.joints["coco17"], transl)
@@ -384,6 +429,10 @@ def _agreement(evidence: _Evidence, variables: _Variables, joints: torch.Tensor,
                              + (variables.shape - evidence.shape).square().mean())
             + config.depth * (variables.log_depth - evidence.log_depth).square().sum())
 
+
+# The ranking hinge stops pushing once the nearer root is this much nearer in log depth
+# (2 %: 10 cm at 5 m), so that a ranked pair does not sit on the edge of flipping back.
+RANK_MARGIN = 0.02
 
 # The rigid phase hands over to the every-term phase once its interpenetration loss has
 # not reached a new low for this many steps: near contact, the agreement terms pull the

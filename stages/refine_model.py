@@ -39,7 +39,7 @@ def main() -> None:
     state = refined_model(Path("models") / base / "model.pt", config)
     write_atomically(Path(args.out) / "model.pt", state)
     print(f"{args.out}/model.pt: models/{base} followed by refinement "
-          f"(at most {config.steps} steps)")
+          f"(at most {config.order_steps} + {config.separate_steps} + {config.steps} steps)")
 
 
 if __name__ == "__main__":

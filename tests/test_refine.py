@@ -20,6 +20,7 @@ from pipelines.refine import (
     RefineConfig,
     overlapping_in_image,
     pseudo_instances,
+    ranked_pairs,
     refine,
     refine_detections,
 )
@@ -28,7 +29,8 @@ HEIGHT, WIDTH = 256, 416
 K = intrinsics_matrix(500.0, WIDTH, HEIGHT)
 CONFIG = RefineConfig(order_steps=10, order_lr=0.05, separate_steps=30,
                       steps=20, lr=0.01, collision=1.0,
-                      depth_order=100.0, keypoints_2d=10.0, depth=1.0, pose=1.0, prior=0.0,
+                      depth_order=100.0, rank=10.0, keypoints_2d=10.0, depth=1.0, pose=1.0,
+                      prior=0.0,
                       sigma=0.2, grid=32, render_scale=0.5, order_margin=0.05,
                       order_tolerance=0.1,
                       collision_tolerance=1e-4, min_score=0.5)
@@ -124,6 +126,33 @@ def test_whole_bodies_inside_each_other_are_separated_by_rigid_moves(anny_body):
     torch.testing.assert_close(result.rotmats, rotmats)  # through 6D and back: rounding
     root_moved = (project(result.transl, K) - project(transl, K)).norm(dim=-1)
     assert root_moved.max() < 6.0
+
+
+def test_people_apart_in_the_image_are_ranked_by_their_boxes_along_their_rays(anny_body):
+    """The ranking term: two people who do not overlap in the image, the one whose box
+    reaches lower placed farther by the network, are reordered in depth along their rays
+    (nothing else moves); with ``rank: 0`` they are not refined at all."""
+    rotmats, shape, transl, boxes = standing(anny_body, [[-0.8, 0.3, 4.0], [0.8, 0.3, 4.4]])
+    boxes[1, 3] = boxes[0, 3] + 0.15 * (boxes[1, 3] - boxes[1, 1])  # person 1 lower: nearer
+    assert not overlapping_in_image(boxes).any()
+    assert ranked_pairs(boxes, CONFIG.order_margin).tolist() == [[1, 0]]
+    result = refine(rotmats, shape, transl, boxes, (HEIGHT, WIDTH), K, anny_body, CONFIG)
+    assert 0 < result.steps <= CONFIG.order_steps
+    assert result.transl[1, 2] < result.transl[0, 2]
+    torch.testing.assert_close(result.rotmats, rotmats)
+    root_moved = (project(result.transl, K) - project(transl, K)).norm(dim=-1)
+    assert root_moved.max() < 0.5  # pixels: along the rays
+    off = dataclasses.replace(CONFIG, rank=0.0)
+    unranked = refine(rotmats, shape, transl, boxes, (HEIGHT, WIDTH), K, anny_body, off)
+    assert unranked.steps == 0 and unranked.transl is transl
+
+
+def test_ranked_pairs_follow_the_box_bottoms_beyond_the_margin():
+    boxes = torch.tensor([[0.0, 0.0, 10.0, 100.0],     # bottom 100, height 100
+                          [20.0, 10.0, 30.0, 104.0],   # bottom 104: within 5 % of 94
+                          [40.0, 50.0, 50.0, 120.0]])  # bottom 120: lower than both
+    assert sorted(ranked_pairs(boxes, 0.05).tolist()) == [[2, 0], [2, 1]]
+    assert sorted(ranked_pairs(boxes, 0.0).tolist()) == [[1, 0], [2, 0], [2, 1]]
 
 
 def test_refine_settings_with_a_missing_key_are_a_clear_error():
