@@ -4,9 +4,9 @@ same process; on CUDA when a GPU is present (``--device cpu`` keeps it on the CP
 
 Runs ``models/full/model.pt`` (``make repro`` must have trained it) on every image of
 the ``synth_crowd`` benchmark (200), whose people overlap most, with the
-``refine`` section of params.yaml, and once more without the rigid phase
-(``separate_steps: 0``) to show what that phase buys. Target (issue 15): refinement
-time per image at most the network's forward time.
+``refine`` section of params.yaml, and again without the rigid phase (``separate_steps:
+0``) and without the root-ranking term (``rank: 0``) to show what each costs or saves.
+Target (issue 15): refinement time per image at most the network's forward time.
 """
 
 from __future__ import annotations
@@ -61,10 +61,11 @@ def main() -> None:
     row = "{:34s} {:9.1f} {:10.1f} {:10.2f}x {:>6}"
     print(row.format("network forward (baseline)", 1000 * forward_s / len(samples),
                      1000 * forward_s / max(people, 1), 1.0, ""))
-    # 2. Refinement of those detections, with and without the rigid phase.
-    for label, settings in (("refinement (params.yaml)", config),
-                            ("  without the rigid phase", dataclasses.replace(
-                                config, separate_steps=0))):
+    # 2. Refinement of those detections, as configured and without two of its parts.
+    variants = (("refinement (params.yaml)", config),
+                ("  without the rigid phase", dataclasses.replace(config, separate_steps=0)),
+                ("  without the ranking term", dataclasses.replace(config, rank=0.0)))
+    for label, settings in variants:
         def refine_one(found: dict, K: torch.Tensor, settings=settings):
             return refine_detections(found, K, size, body, settings, discriminator)[1]
 
