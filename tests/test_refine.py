@@ -229,3 +229,17 @@ def test_refine_on_cuda_matches_cpu(anny_body):
     assert float(collision_volume(after.vertices, body.faces).sum()) < 1e-6
     # float differences between the devices may change the path a little, not the result
     assert (gpu.transl.cpu() - cpu.transl).abs().max() < 0.02  # metres
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_ranking_on_cuda_matches_cpu(anny_body):
+    """The root-ranking term on CUDA: the same scene as the CPU test above, the same
+    reordering (people apart in the image, ranked by their boxes)."""
+    rotmats, shape, transl, boxes = standing(anny_body, [[-0.8, 0.3, 4.0], [0.8, 0.3, 4.4]])
+    boxes[1, 3] = boxes[0, 3] + 0.15 * (boxes[1, 3] - boxes[1, 1])
+    cpu = refine(rotmats, shape, transl, boxes, (HEIGHT, WIDTH), K, anny_body, CONFIG)
+    body = copy.deepcopy(anny_body).to("cuda")
+    gpu = refine(rotmats.cuda(), shape.cuda(), transl.cuda(), boxes.cuda(), (HEIGHT, WIDTH),
+                 K.cuda(), body, CONFIG)
+    assert gpu.steps > 0 and gpu.transl[1, 2] < gpu.transl[0, 2]
+    assert (gpu.transl.cpu() - cpu.transl).abs().max() < 0.02  # metres
