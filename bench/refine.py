@@ -20,7 +20,8 @@ import torch
 from bench._scenes import describe, parse_device, synchronize
 from model.body import load_body_model
 from model.io import load_network
-from pipelines.refine import RefineConfig, refine_detections, with_refinement
+from pipelines.refine import RefineConfig
+from pipelines.refining_network import refine_detections, with_refinement
 from pipelines.shards import SHARDS, read_shards
 from pipelines.training import TrainParams
 from pipelines.transforms import to_network_input

@@ -31,7 +31,8 @@ from crmh.images import load_image
 from model.body import BodyModel, load_body_model, posed_in_camera
 from model.camera import default_intrinsics, intrinsics_matrix
 from model.io import load_network, read_model
-from pipelines.refine import RefineConfig, with_refinement
+from pipelines.refine import RefineConfig
+from pipelines.refining_network import with_refinement
 from pipelines.transforms import to_network_input
 
 __all__ = ["Person", "Prediction", "Predictor", "intrinsics_for"]

@@ -44,16 +44,17 @@ import torch
 
 from model.body import BodyModel, posed_in_camera
 from model.camera import project, scale_intrinsics
-from model.discriminator import build_discriminator
 from model.losses import generator_loss
 from ops.collision import collision_loss, geman_mcclure
 from ops.depth_order import depth_order_loss, ordering_mistakes
 from ops.geometry import matrix_to_rot6d, rot6d_to_matrix
 from ops.raster import depth_maps
 from ops.sdf import moved, sdf_grid
+from pipelines.box_cues import overlapping_in_image, pseudo_instances, ranked_pairs
+from pipelines.root_rays import RAY_LR_SHARE, depth_free_2d, from_ray_depth, to_ray_depth
 
-__all__ = ["RefineConfig", "Refined", "RefiningNetwork", "refine", "refine_detections",
-           "pseudo_instances", "ranked_pairs", "overlapping_in_image", "with_refinement"]
+__all__ = ["RefineConfig", "Refined", "refine", "pseudo_instances", "ranked_pairs",
+           "overlapping_in_image"]
 
 
 @dataclass(frozen=True)
@@ -104,38 +105,6 @@ class Refined:
     history: list[tuple[float, float]] = field(default_factory=list)
 
 
-def pseudo_instances(depths: torch.Tensor, boxes: torch.Tensor, scale: float,
-                     margin: float) -> torch.Tensor:
-    """``[H, W]`` instance ids (person i + 1; 0: background or unknown) from rendered
-    ``depths [P, H, W]``: a pixel covered by several people goes to the one whose box's
-    bottom edge (``boxes [P, 4]``, image pixels, ``scale`` times the depth maps') is
-    lowest in the image, when it is lower than every other covering person's by at least
-    ``margin`` times its box height; otherwise the cue cannot tell and the pixel is 0."""
-    covered = torch.isfinite(depths)  # [P, H, W]
-    bottom = boxes[:, 3] * scale
-    height = (boxes[:, 3] - boxes[:, 1]) * scale
-    rank = torch.where(covered, bottom[:, None, None], torch.tensor(-float("inf")))
-    if len(boxes) >= 2:
-        top2, owner = rank.topk(2, dim=0)
-        first, second, owner = top2[0], top2[1], owner[0]
-    else:
-        first, owner = rank.max(dim=0)
-        second = torch.full_like(first, -float("inf"))
-    clear = first - second >= margin * height[owner]
-    return torch.where(covered.any(dim=0) & clear, owner + 1, torch.zeros_like(owner))
-
-
-def ranked_pairs(boxes: torch.Tensor, margin: float) -> torch.Tensor:
-    """``[M, 2]`` (nearer, farther) indices of the pairs of people the box cue orders:
-    person i stands nearer the camera than j when the bottom edge of its box (``boxes
-    [P, 4]`` xyxy) is lower in the image than j's by at least ``margin`` times its box
-    height (people standing on one ground: feet lower in the image are nearer). A box cut
-    by the image's bottom edge only hides feet lower still, so the cue keeps its sense."""
-    bottom, height = boxes[:, 3], boxes[:, 3] - boxes[:, 1]
-    lower_by = bottom[:, None] - bottom[None]  # [P, P]: how much lower i's box ends than j's
-    return ((lower_by > 0) & (lower_by >= margin * height[:, None])).nonzero()
-
-
 def _check(name: str, value: torch.Tensor) -> None:
     if not torch.isfinite(value).all():
         raise ValueError(f"refine: the predicted {name} contain NaN or inf")
@@ -149,15 +118,6 @@ def _involved(boxes: torch.Tensor, config: RefineConfig) -> torch.Tensor:
     if config.rank > 0 and len(boxes):
         involved[ranked_pairs(boxes, config.order_margin).flatten()] = True
     return involved
-
-
-def overlapping_in_image(boxes: torch.Tensor) -> torch.Tensor:
-    """``[P]`` bool: does person i's box overlap another person's? Only such people can
-    intersect in 3D or occlude each other, so only they are refined."""
-    low, high = boxes[:, :2], boxes[:, 2:]
-    overlap = ((low[:, None] < high[None]) & (low[None] < high[:, None])).all(dim=-1)
-    overlap.fill_diagonal_(False)
-    return overlap.any(dim=1)
 
 
 def refine(rotmats: torch.Tensor, shape: torch.Tensor, transl: torch.Tensor,
@@ -248,7 +208,7 @@ class _Evidence:
             root = transl.detach()[:, None]
             joints = posed.joints["coco17"]
         return cls(matrix_to_rot6d(rotmats).detach(), shape.detach(),
-                   *_to_ray_depth(transl.detach()), project(joints, K), posed.vertices - root,
+                   *to_ray_depth(transl.detach()), project(joints, K), posed.vertices - root,
                    joints - root, boxes, ranked_pairs(boxes, config.order_margin), K,
                    scale_intrinsics(K, config.render_scale), size, body, config, discriminator)
 
@@ -272,7 +232,7 @@ class _Variables:
                      (evidence.rot6d, evidence.shape, evidence.ray, evidence.log_depth)))
 
     def transl(self) -> torch.Tensor:
-        return _from_ray_depth(self.ray, self.log_depth)
+        return from_ray_depth(self.ray, self.log_depth)
 
     def optimizer(self, lr: float, rigid: bool = False) -> torch.optim.Optimizer:
         """Adam on every variable, or on the rays and depths alone (``rigid``)."""
@@ -422,7 +382,7 @@ def _agreement(evidence: _Evidence, variables: _Variables, joints: torch.Tensor,
     and its depths (squared change of log depth: such moves are cheap, not free)."""
     config = evidence.config
     start_depth = evidence.log_depth.exp()
-    offsets = (_depth_free_2d(joints, transl, start_depth, evidence.K) - evidence.joints_2d)
+    offsets = (depth_free_2d(joints, transl, start_depth, evidence.K) - evidence.joints_2d)
     extent = (evidence.boxes[:, 2:] - evidence.boxes[:, :2]).clamp(min=1.0)[:, None]
     return (config.keypoints_2d * geman_mcclure(offsets / extent, 0.1).mean()
             + config.pose * ((variables.rot6d - evidence.rot6d).square().mean()
@@ -439,92 +399,3 @@ RANK_MARGIN = 0.02
 # people back as hard as the vanishing interpenetration gradient pushes them apart, and
 # only posing them differently (a limb, not the whole body) mends what is left.
 STALL_STEPS = 5
-
-# The image-ray coordinates (X/Z, Y/Z) move at this share of the learning rate: at a few
-# metres, a step then shifts a root sideways by about as much as a metric translation
-# with the same rate would (1 cm at 4 m), while its depth moves by ``lr`` of itself.
-RAY_LR_SHARE = 0.25
-
-
-def _depth_free_2d(joints: torch.Tensor, transl: torch.Tensor, start_depth: torch.Tensor,
-                   K: torch.Tensor) -> torch.Tensor:
-    """``joints [P, J, 3]``' projections ``[P, J, 2]`` as if each person had kept its
-    starting depth: offsets from the projected root are scaled by depth / start depth.
-    The 2D agreement then ignores a move along the root's ray (the depth-scale
-    ambiguity of one image), which the depth-change penalty prices instead."""
-    root = project(transl, K)[:, None]  # [P, 1, 2]
-    ratio = (transl[:, 2] / start_depth)[:, None, None]
-    return root + (project(joints, K) - root) * ratio
-
-
-def _to_ray_depth(transl: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``transl [P, 3]`` (depth > 0) -> image ray ``(X/Z, Y/Z) [P, 2]`` and ``log Z [P]``."""
-    depth = transl[:, 2]
-    if not (depth > 0).all():
-        raise ValueError("refine: every predicted person must stand in front of the camera "
-                         f"(depths {depth.tolist()})")
-    return (transl[:, :2] / depth[:, None]).clone(), depth.log()
-
-
-def _from_ray_depth(ray: torch.Tensor, log_depth: torch.Tensor) -> torch.Tensor:
-    """Inverse of :func:`_to_ray_depth`."""
-    depth = log_depth.exp()[:, None]
-    return torch.cat([ray * depth, depth], dim=1)
-
-
-def refine_detections(detections: dict[str, torch.Tensor], K: torch.Tensor,
-                      image_size: tuple[int, int], body: BodyModel, config: RefineConfig,
-                      discriminator: torch.nn.Module | None = None
-                      ) -> tuple[dict[str, torch.Tensor], Refined]:
-    """One image's network detections (``boxes, scores, rotmats, shape, transl`` in the
-    frame of ``K`` and ``image_size``) with the people scoring >= ``config.min_score``
-    refined; lower-scoring detections (mostly duplicates) are left as they are."""
-    confident = detections["scores"] >= config.min_score
-    result = refine(detections["rotmats"][confident], detections["shape"][confident],
-                    detections["transl"][confident], detections["boxes"][confident],
-                    image_size, K, body, config, discriminator)
-    out = dict(detections)
-    if result.steps:
-        for key, value in (("rotmats", result.rotmats), ("shape", result.shape),
-                           ("transl", result.transl)):
-            out[key] = detections[key].clone()
-            out[key][confident] = value
-    return out, result
-
-
-class RefiningNetwork(torch.nn.Module):
-    """A trained network followed by :func:`refine_detections` on each image; called as
-    the network is in evaluation (``images [B, 3, H, W]``, ``intrinsics``), it adds
-    ``refine_steps`` to each image's detections."""
-
-    def __init__(self, network: torch.nn.Module, body: BodyModel, config: RefineConfig,
-                 discriminator: torch.nn.Module | None) -> None:
-        super().__init__()
-        self.network, self.body, self.config = network, body, config
-        self.discriminator = discriminator
-
-    def forward(self, images: torch.Tensor, intrinsics: list[torch.Tensor]) -> list[dict]:
-        detections = self.network(images, intrinsics=intrinsics)
-        size = tuple(images.shape[-2:])
-        out = []
-        for image_detections, K in zip(detections, intrinsics, strict=True):
-            refined, result = refine_detections(image_detections, K, size, self.body,
-                                                self.config, self.discriminator)
-            refined["refine_steps"] = torch.tensor(result.steps)
-            out.append(refined)
-        return out
-
-
-def with_refinement(network: torch.nn.Module, state: dict, body: BodyModel,
-                    config: RefineConfig | None = None) -> RefiningNetwork:
-    """``network`` (loaded from a model file's ``state``) followed by refinement with
-    ``config``, or with the configuration the model file carries (``refine``)."""
-    if config is None:
-        if "refine" not in state:
-            raise ValueError("this model file carries no refine configuration; give one")
-        config = RefineConfig.from_section(
-            state["refine"], "the model file (from an older version? re-run `dvc repro "
-            "refine_model`, or give the settings)")
-    discriminator = build_discriminator(body.num_joints, body.shape_dim, 0)
-    discriminator.load_state_dict(state["discriminator"])
-    return RefiningNetwork(network, body, config, discriminator.eval()).eval()

@@ -39,7 +39,7 @@ from pipelines.evaluation import (
     summarise,
     write_records,
 )
-from pipelines.refine import with_refinement
+from pipelines.refining_network import with_refinement
 from pipelines.shards import SHARDS, load_index, read_shards
 from pipelines.training import TrainParams
 from pipelines.transforms import to_network_input

@@ -20,7 +20,8 @@ from model.discriminator import build_discriminator
 from model.io import load_network, save_model, write_atomically
 from model.rcnn import ModelConfig, build_model
 from pipelines.evaluation import EvalParams
-from pipelines.refine import RefineConfig, RefiningNetwork
+from pipelines.refine import RefineConfig
+from pipelines.refining_network import RefiningNetwork
 from pipelines.shards import read_shards
 from pipelines.transforms import to_network_input
 from stages.common import typed

@@ -22,8 +22,8 @@ from pipelines.refine import (
     pseudo_instances,
     ranked_pairs,
     refine,
-    refine_detections,
 )
+from pipelines.refining_network import refine_detections
 
 HEIGHT, WIDTH = 256, 416
 K = intrinsics_matrix(500.0, WIDTH, HEIGHT)
