@@ -32,8 +32,11 @@ each other in depth, so it waits. Second, the people move rigidly (rays and dept
 under every term but the pose's: each person's SDF is computed once and moved along, so
 these steps are cheap, and most collisions of whole bodies end here. Third, what rigid
 moves cannot mend (a limb inside another person): every term, poses and shapes too.
-Each phase stops once no pair intersects and the order holds. A coherent image takes
-zero steps and is returned unchanged (bit for bit).
+Phases 2 and 3 move only the people in trouble when they begin (in a pair that
+intersects, stands in the wrong order or is not ranked); the others are held still,
+and their depth maps and SDFs are not computed again. Each phase stops once no pair
+intersects and the order holds, or when its interpenetration loss stalls. A coherent
+image takes zero steps and is returned unchanged (bit for bit).
 """
 
 from __future__ import annotations
@@ -43,15 +46,21 @@ from dataclasses import dataclass, field, fields
 import torch
 
 from model.body import BodyModel, posed_in_camera
-from model.camera import project, scale_intrinsics
 from model.losses import generator_loss
-from ops.collision import collision_loss, geman_mcclure
-from ops.depth_order import depth_order_loss, ordering_mistakes
-from ops.geometry import matrix_to_rot6d, rot6d_to_matrix
-from ops.raster import depth_maps
-from ops.sdf import moved, sdf_grid
+from ops.depth_order import depth_order_loss
+from ops.geometry import rot6d_to_matrix
 from pipelines.box_cues import overlapping_in_image, pseudo_instances, ranked_pairs
-from pipelines.root_rays import RAY_LR_SHARE, depth_free_2d, from_ray_depth, to_ray_depth
+from pipelines.refine_held import Fields, Still, troubled
+from pipelines.refine_scene import (
+    Evidence,
+    Variables,
+    agreement,
+    interpenetration,
+    order_of,
+    ranking,
+    render,
+    scene_terms,
+)
 
 __all__ = ["RefineConfig", "Refined", "refine", "pseudo_instances", "ranked_pairs",
            "overlapping_in_image"]
@@ -158,93 +167,29 @@ def _refine_people(rotmats: torch.Tensor, shape: torch.Tensor, transl: torch.Ten
     """The optimisation, over people that all take part in it (gradients on, whatever
     the caller's mode: evaluation runs under ``torch.no_grad``)."""
     with torch.enable_grad():
-        evidence = _Evidence.of(rotmats, shape, transl, boxes, image_size, K, body, config,
-                                discriminator)
-        variables = _Variables.start(evidence)
+        evidence = Evidence.of(rotmats, shape, transl, boxes, image_size, K, body, config,
+                               discriminator)
+        variables = Variables.start(evidence)
         history: list[tuple[float, float]] = []
         # 1. Reorder: each person slides along its root's ray, posed as the network said,
         #    until the box cue's depth order holds. The interpenetration term is a barrier
         #    that would stop two people from passing each other in depth, so it waits.
         steps = _reorder(evidence, variables)
-        # 2. Separate: people move rigidly (rays and depths) under every term but the
-        #    pose's, which is cheap: nothing is posed or voxelised again.
-        taken, coherent = _separate(evidence, variables, history)
+        # 2. Separate: the people in trouble move rigidly (rays and depths) under every
+        #    term but the pose's, which is cheap: nothing is posed or voxelised again.
+        taken, trouble = _separate(evidence, variables, history)
         steps += taken
-        # 3. What rigid moves cannot mend (limbs inside another person): every term.
-        if not coherent:
-            steps += _descend(evidence, variables, history)
+        # 3. What rigid moves cannot mend (limbs inside another person): every term, for
+        #    the people still in trouble.
+        if trouble is not None:
+            steps += _descend(evidence, variables, history, trouble)
     if steps == 0:  # already coherent: the input, bit for bit
         return Refined(rotmats, shape, transl, 0, history)
     return Refined(rot6d_to_matrix(variables.rot6d).detach(), variables.shape.detach(),
                    variables.transl().detach(), steps, history)
 
 
-@dataclass
-class _Evidence:
-    """What the network said about the people of one image, and the fixed settings."""
-
-    rot6d: torch.Tensor  # [P, J, 6] its rotations
-    shape: torch.Tensor  # [P, S]
-    ray: torch.Tensor  # [P, 2] its roots' image rays (X/Z, Y/Z)
-    log_depth: torch.Tensor  # [P] log of its root depths
-    joints_2d: torch.Tensor  # [P, 17, 2] its projected COCO joints
-    vertices: torch.Tensor  # [P, V, 3] its people as posed, about each root (no gradient)
-    joints: torch.Tensor  # [P, 17, 3] their COCO joints, likewise
-    boxes: torch.Tensor  # [P, 4] its boxes (the pseudo depth-order cue)
-    pairs: torch.Tensor  # [M, 2] (nearer, farther): the pairs the box cue orders
-    K: torch.Tensor
-    K_small: torch.Tensor  # intrinsics of the depth maps
-    size: tuple[int, int]  # depth-map size
-    body: BodyModel
-    config: RefineConfig
-    discriminator: torch.nn.Module | None
-
-    @classmethod
-    def of(cls, rotmats, shape, transl, boxes, image_size, K, body, config, discriminator):
-        size = (max(round(image_size[0] * config.render_scale), 1),
-                max(round(image_size[1] * config.render_scale), 1))
-        with torch.no_grad():
-            posed = posed_in_camera(body, rotmats, shape, transl)
-            root = transl.detach()[:, None]
-            joints = posed.joints["coco17"]
-        return cls(matrix_to_rot6d(rotmats).detach(), shape.detach(),
-                   *to_ray_depth(transl.detach()), project(joints, K), posed.vertices - root,
-                   joints - root, boxes, ranked_pairs(boxes, config.order_margin), K,
-                   scale_intrinsics(K, config.render_scale), size, body, config, discriminator)
-
-
-@dataclass
-class _Variables:
-    """What is optimised: 6D rotations, shape, and where each root is -- its image ray
-    ``(X/Z, Y/Z)`` and the log of its depth. Along its ray a person changes depth while
-    its 2D position stays, so people can be reordered in depth without leaving the
-    image evidence."""
-
-    rot6d: torch.Tensor
-    shape: torch.Tensor
-    ray: torch.Tensor
-    log_depth: torch.Tensor
-
-    @classmethod
-    def start(cls, evidence: _Evidence) -> _Variables:
-        """Where the network put the people."""
-        return cls(*(value.detach().clone().requires_grad_(True) for value in
-                     (evidence.rot6d, evidence.shape, evidence.ray, evidence.log_depth)))
-
-    def transl(self) -> torch.Tensor:
-        return from_ray_depth(self.ray, self.log_depth)
-
-    def optimizer(self, lr: float, rigid: bool = False) -> torch.optim.Optimizer:
-        """Adam on every variable, or on the rays and depths alone (``rigid``)."""
-        # Short memory (betas 0.5, 0.9): one large interpenetration gradient must not
-        # steer the following steps, as Adam's default 0.999 would let it.
-        depths = [self.log_depth] if rigid else [self.rot6d, self.shape, self.log_depth]
-        return torch.optim.Adam([
-            {"params": depths},
-            {"params": [self.ray], "lr": lr * RAY_LR_SHARE}], lr=lr, betas=(0.5, 0.9))
-
-
-def _reorder(evidence: _Evidence, variables: _Variables) -> int:
+def _reorder(evidence: Evidence, variables: Variables) -> int:
     """Phase 1: at most ``order_steps`` Adam steps (rate ``order_lr``) on the log depths
     alone, minimising the depth-order and ranking terms and the depth-change penalty,
     until at most ``order_tolerance`` of the overlap is in the wrong order and every pair
@@ -256,11 +201,12 @@ def _reorder(evidence: _Evidence, variables: _Variables) -> int:
     optimizer = torch.optim.Adam([variables.log_depth], lr=config.order_lr, betas=(0.5, 0.9))
     for step in range(config.order_steps + 1):
         vertices = evidence.vertices + variables.transl()[:, None]
-        depths, pseudo, ordered = _depth_order_now(evidence, vertices)
-        rank, ranked = _ranking(evidence, variables.log_depth)
-        if (ordered and ranked) or step == config.order_steps:
+        order = order_of(evidence, render(evidence, vertices))
+        rank, ranked = ranking(evidence, variables.log_depth)
+        if (order.ordered and ranked) or step == config.order_steps:
             return step
-        total = (config.depth_order * depth_order_loss(depths, pseudo) + config.rank * rank
+        total = (config.depth_order * depth_order_loss(order.depths, order.pseudo)
+                 + config.rank * rank
                  + config.depth * (variables.log_depth - evidence.log_depth).square().sum())
         optimizer.zero_grad()
         total.backward()
@@ -268,134 +214,107 @@ def _reorder(evidence: _Evidence, variables: _Variables) -> int:
     return config.order_steps
 
 
-def _separate(evidence: _Evidence, variables: _Variables,
-              history: list[tuple[float, float]]) -> tuple[int, bool]:
-    """Phase 2: at most ``separate_steps`` Adam steps (rate ``lr``) on the rays
-    and log depths, the people keeping the network's pose, on every term but the pose's.
-    Each person's SDF is voxelised once: a translated person's is the same field moved
-    along (:func:`ops.sdf.moved`), so a step poses and voxelises nothing. Appends each
-    step's interpenetration and depth-order losses to ``history``; stops early when the
-    interpenetration loss stalls (``STALL_STEPS``). Returns the steps taken and whether
-    the people are coherent (see :func:`_scene_terms`)."""
+def _separate(evidence: Evidence, variables: Variables,
+              history: list[tuple[float, float]]) -> tuple[int, Still | None]:
+    """Phase 2: at most ``separate_steps`` Adam steps (rate ``lr``) on the rays and log
+    depths of the people in trouble at its start (:func:`troubled`), keeping the
+    network's pose, on every term but the pose's. A step poses nothing, voxelises nobody
+    it has voxelised before (:class:`Fields`: a translated person's SDF is the same
+    field moved along) and renders only the people that move. Appends each step's
+    interpenetration and depth-order losses to ``history``; stops early when the
+    interpenetration loss stalls (``STALL_STEPS``). Returns the steps taken and, unless
+    the people are coherent (see :func:`scene_terms`), who is still in trouble."""
     config = evidence.config
-    start = variables.transl().detach()
-    grid = sdf_grid(evidence.vertices + start[:, None], evidence.body.faces, config.grid)
+    fields = Fields(len(evidence.vertices), evidence)
     optimizer = variables.optimizer(config.lr, rigid=True)
-    best, since_best = float("inf"), 0
+    best, since_best, still = float("inf"), 0, None
     for step in range(max(config.separate_steps, 0) + 1):
         transl = variables.transl()
         vertices = evidence.vertices + transl[:, None]
-        collision = collision_loss(vertices, evidence.body.faces, config.grid, config.sigma,
-                                   "official", sdf=moved(grid, transl - start))
-        scene, coherent = _scene_terms(evidence, vertices, variables.log_depth, collision,
-                                       history)
+        sdf = fields.at(vertices, transl)
+        collision = interpenetration(evidence, vertices, sdf)
+        order = order_of(evidence, render(evidence, vertices) if still is None
+                         else still.depth_maps(evidence, vertices))
+        scene, coherent = scene_terms(evidence, order, variables.log_depth, collision, history)
         best, since_best = ((history[-1][0], 0) if history[-1][0] < best
                             else (best, since_best + 1))
-        if coherent or step >= config.separate_steps or since_best >= STALL_STEPS:
-            return step, coherent
-        total = scene + _agreement(evidence, variables, evidence.joints + transl[:, None],
-                                   transl)
+        if coherent:
+            return step, None
+        last = step >= config.separate_steps or since_best >= STALL_STEPS
+        if last or still is None:
+            trouble = troubled(evidence, vertices, sdf, history[-1][0], order,
+                               variables.log_depth)
+            still = Still(trouble, vertices, order.depths, fields)
+            if last:
+                return step, still
+        movers = still.index
+        joints = (evidence.joints + transl[:, None])[movers]
+        total = scene + agreement(evidence, variables, joints, transl[movers], movers)
         optimizer.zero_grad()
         total.backward()
+        still.hold(variables)
         optimizer.step()
-    return config.separate_steps, False
+    raise AssertionError("unreachable: the last step returns")
 
 
-def _scene_terms(evidence: _Evidence, vertices: torch.Tensor, log_depth: torch.Tensor,
-                 collision: torch.Tensor, history: list[tuple[float, float]]
-                 ) -> tuple[torch.Tensor, bool]:
-    """The weighted interpenetration, depth-order and ranking terms of people at
-    ``vertices`` whose roots are at ``log_depth`` (``collision`` already computed), the
-    first two appended to ``history``, and whether the people are coherent: the
-    interpenetration loss at most ``collision_tolerance`` (grazing contacts of a
-    millimetre or so; exact zero is rarely reached and costs many steps), at most
-    ``order_tolerance`` of the overlap in the wrong order, and every decided pair
-    ranked."""
-    config = evidence.config
-    depths, pseudo, ordered = _depth_order_now(evidence, vertices)
-    order = depth_order_loss(depths, pseudo)
-    rank, ranked = _ranking(evidence, log_depth)
-    history.append((float(collision.detach()), float(order.detach())))
-    coherent = ordered and ranked and history[-1][0] <= config.collision_tolerance
-    return (config.collision * collision + config.depth_order * order + config.rank * rank,
-            coherent)
+def _descend(evidence: Evidence, variables: Variables, history: list[tuple[float, float]],
+             still: Still) -> int:
+    """Phase 3: at most ``steps`` Adam steps on the whole objective for the people in
+    trouble (``still.movers``; the others keep their vertices, depth maps and SDFs),
+    appending each step's interpenetration and depth-order losses to ``history``, until
+    coherent. Returns the steps taken.
 
-
-def _ranking(evidence: _Evidence, log_depth: torch.Tensor) -> tuple[torch.Tensor, bool]:
-    """The ranking term -- a hinge on each decided pair's log depths, zero once the
-    nearer root is ``RANK_MARGIN`` nearer -- and whether every decided pair is ranked
-    (always, with the term off)."""
-    if evidence.config.rank <= 0 or len(evidence.pairs) == 0:
-        return log_depth.sum() * 0.0, True
-    near, far = evidence.pairs.T
-    gap = log_depth[near] - log_depth[far]
-    return torch.relu(gap + RANK_MARGIN).sum(), bool((gap.detach() < 0).all())
-
-
-def _descend(evidence: _Evidence, variables: _Variables,
-             history: list[tuple[float, float]]) -> int:
-    """Phase 3: at most ``steps`` Adam steps on the whole objective, appending each
-    step's interpenetration and depth-order losses to ``history``, until coherent.
-    Returns the steps taken."""
+    The movers' SDFs are voxelised again only every ``REFRESH_STEPS`` steps, and always
+    before the people are declared apart; in between, each mover's field is the one last
+    voxelised, moved with its root (a pose a few steps old: the interpenetration values
+    of those steps are approximate)."""
     config = evidence.config
     if config.steps <= 0:
         return 0
     optimizer = variables.optimizer(config.lr)
+    movers, fields = still.index, still.fields
+    stale = False  # have the movers been posed anew since their fields were voxelised?
+    best, since_best = float("inf"), 0
     for step in range(config.steps + 1):
-        rotmats, transl = rot6d_to_matrix(variables.rot6d), variables.transl()
-        posed = posed_in_camera(evidence.body, rotmats, variables.shape, transl)
-        collision = collision_loss(posed.vertices, evidence.body.faces, config.grid,
-                                   config.sigma, "official")
-        scene, coherent = _scene_terms(evidence, posed.vertices, variables.log_depth, collision,
-                                       history)
-        if coherent or step == config.steps:
+        rotmats, transl = rot6d_to_matrix(variables.rot6d[movers]), variables.transl()
+        posed = posed_in_camera(evidence.body, rotmats, variables.shape[movers], transl[movers])
+        vertices = still.vertices_with(posed.vertices)
+        if stale and step % REFRESH_STEPS == 0:
+            fields.voxelise(still.movers, vertices, transl)
+            stale = False
+        collision = interpenetration(evidence, vertices, fields.at(vertices, transl))
+        if stale and float(collision.detach()) <= config.collision_tolerance:  # make sure
+            fields.voxelise(still.movers, vertices, transl)
+            stale = False
+            collision = interpenetration(evidence, vertices, fields.at(vertices, transl))
+        order = order_of(evidence, still.depth_maps(evidence, vertices))
+        scene, coherent = scene_terms(evidence, order, variables.log_depth, collision, history)
+        best, since_best = ((history[-1][0], 0) if history[-1][0] < best
+                            else (best, since_best + 1))
+        if coherent or step == config.steps or since_best >= STALL_STEPS:
             return step
-        total = scene + _agreement(evidence, variables, posed.joints["coco17"], transl)
+        total = scene + agreement(evidence, variables, posed.joints["coco17"], transl[movers],
+                                  movers)
         if evidence.discriminator is not None and config.prior > 0:
             total = total + config.prior * generator_loss(
-                evidence.discriminator(rotmats, variables.shape))
+                evidence.discriminator(rotmats, variables.shape[movers]))
         optimizer.zero_grad()
         total.backward()
+        still.hold(variables)
         optimizer.step()
+        stale = True
     return config.steps
 
 
-def _depth_order_now(evidence: _Evidence, vertices: torch.Tensor
-                     ) -> tuple[torch.Tensor, torch.Tensor, bool]:
-    """The people's depth maps ``[P, h, w]`` (differentiable), the pseudo instance map
-    where they overlap now, and whether the order holds: at most ``order_tolerance``
-    of the pixels where several people overlap and the box cue decides are wrong."""
-    config = evidence.config
-    depths = depth_maps(vertices, evidence.body.faces, evidence.K_small, evidence.size)
-    pseudo = pseudo_instances(depths.detach(), evidence.boxes, config.render_scale,
-                              config.order_margin)
-    decided = (pseudo > 0) & (torch.isfinite(depths.detach()).sum(dim=0) >= 2)
-    wrong = ordering_mistakes(depths, pseudo) & decided
-    wrong_share = float(wrong.sum()) / max(int(decided.sum()), 1)
-    return depths, pseudo, wrong_share <= config.order_tolerance
-
-
-def _agreement(evidence: _Evidence, variables: _Variables, joints: torch.Tensor,
-               transl: torch.Tensor) -> torch.Tensor:
-    """Weighted agreement with the network: its 2D joints (Geman-McClure on offsets in
-    box units, blind to moves along the root's ray), its rotations and shape (squared),
-    and its depths (squared change of log depth: such moves are cheap, not free)."""
-    config = evidence.config
-    start_depth = evidence.log_depth.exp()
-    offsets = (depth_free_2d(joints, transl, start_depth, evidence.K) - evidence.joints_2d)
-    extent = (evidence.boxes[:, 2:] - evidence.boxes[:, :2]).clamp(min=1.0)[:, None]
-    return (config.keypoints_2d * geman_mcclure(offsets / extent, 0.1).mean()
-            + config.pose * ((variables.rot6d - evidence.rot6d).square().mean()
-                             + (variables.shape - evidence.shape).square().mean())
-            + config.depth * (variables.log_depth - evidence.log_depth).square().sum())
-
-
-# The ranking hinge stops pushing once the nearer root is this much nearer in log depth
-# (2 %: 10 cm at 5 m), so that a ranked pair does not sit on the edge of flipping back.
-RANK_MARGIN = 0.02
-
-# The rigid phase hands over to the every-term phase once its interpenetration loss has
-# not reached a new low for this many steps: near contact, the agreement terms pull the
-# people back as hard as the vanishing interpenetration gradient pushes them apart, and
-# only posing them differently (a limb, not the whole body) mends what is left.
+# Phases 2 and 3 stop once their interpenetration loss has not reached a new low for
+# this many steps. In phase 2, near contact, the agreement terms pull the people back as
+# hard as the vanishing interpenetration gradient pushes them apart, and only posing them
+# differently (a limb, not the whole body) mends what is left: phase 3 takes over. In
+# phase 3, Adam's steps of about ``lr`` each make a loss near zero oscillate rather than
+# vanish; more steps there cost time and rarely end a collision.
 STALL_STEPS = 5
+
+# Phase 3 voxelises the people it poses again every this many steps (and before it
+# declares them apart): voxelising costs about 8 ms a person on this CPU, a step's pose
+# change moves a limb by millimetres to a centimetre.
+REFRESH_STEPS = 4
