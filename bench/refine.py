@@ -5,7 +5,8 @@ same process; on CUDA when a GPU is present (``--device cpu`` keeps it on the CP
 Runs ``models/full/model.pt`` (``make repro`` must have trained it) on every image of
 the ``synth_crowd`` benchmark (200), whose people overlap most, with the
 ``refine`` section of params.yaml, and again without the rigid phase (``separate_steps:
-0``) and without the root-ranking term (``rank: 0``) to show what each costs or saves.
+0``), without the root-ranking term (``rank: 0``) and with a ten times finer
+``collision_tolerance`` (1e-4, the setting before) to show what each costs or saves.
 Target (issue 15): refinement time per image at most the network's forward time.
 """
 
@@ -65,7 +66,9 @@ def main() -> None:
     # 2. Refinement of those detections, as configured and without two of its parts.
     variants = (("refinement (params.yaml)", config),
                 ("  without the rigid phase", dataclasses.replace(config, separate_steps=0)),
-                ("  without the ranking term", dataclasses.replace(config, rank=0.0)))
+                ("  without the ranking term", dataclasses.replace(config, rank=0.0)),
+                ("  collision_tolerance 1e-4", dataclasses.replace(config,
+                                                                   collision_tolerance=1e-4)))
     for label, settings in variants:
         def refine_one(found: dict, K: torch.Tensor, settings=settings):
             return refine_detections(found, K, size, body, settings, discriminator)[1]
