@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from bench._scenes import describe, parse_device, synchronize
 from model.body import load_body_model
@@ -50,47 +51,57 @@ def main() -> None:
     inputs = [to_network_input(sample, *size) for sample in samples]
     images = [(i["image"][None].to(device), i["target"]["K"].to(device)) for i in inputs]
 
-    # 1. The baseline: the network's forward pass on each image.
+    # Refinement as configured, and without or with one of its parts changed.
+    variants = (("refinement (params.yaml)", config),
+                ("  without the rigid phase", dataclasses.replace(config, separate_steps=0)),
+                ("  without the ranking term", dataclasses.replace(config, rank=0.0)),
+                ("  collision_tolerance 1e-4", dataclasses.replace(config,
+                                                                   collision_tolerance=1e-4)))
+
     def forward(image: torch.Tensor, K: torch.Tensor) -> dict:
         with torch.no_grad():
             return network(image, intrinsics=[K])[0]
 
-    forward_s, detections = time_each(forward, images)
-    people = sum(int((d["scores"] >= config.min_score).sum()) for d in detections)
+    def refine_one(found: dict, K: torch.Tensor, settings: RefineConfig):
+        return refine_detections(found, K, size, body, settings, discriminator)[1]
+
+    # 1. Warm-up (first calls pay for allocation and kernel loading), then each image
+    #    through the forward pass (the baseline) and every variant in turn, so that a
+    #    drift of this machine's speed weighs on all of them alike.
+    found = forward(*images[0])
+    for _, settings in variants:
+        refine_one(found, images[0][1], settings)
+    forward_s, refine_s = 0.0, [0.0] * len(variants)
+    people, steps = 0, [0] * len(variants)
+    for image, K in tqdm(images, desc=f"{BENCHMARK}, forward and {len(variants)} refinements",
+                         unit="img"):
+        seconds, found = timed(forward, image, K)
+        forward_s += seconds
+        people += int((found["scores"] >= config.min_score).sum())
+        for k, (_, settings) in enumerate(variants):
+            seconds, result = timed(refine_one, found, K, settings)
+            refine_s[k] += seconds
+            steps[k] += result.steps
+
+    # 2. The table.
     print(f"device: {describe(device)}")
     print(f"{BENCHMARK}: {len(samples)} images, {people} people scoring >= {config.min_score}")
     print(f"{'':34s} {'ms/image':>9s} {'ms/person':>10s} {'vs forward':>11s} {'steps':>6s}")
     row = "{:34s} {:9.1f} {:10.1f} {:10.2f}x {:>6}"
     print(row.format("network forward (baseline)", 1000 * forward_s / len(samples),
                      1000 * forward_s / max(people, 1), 1.0, ""))
-    # 2. Refinement of those detections, as configured and without two of its parts.
-    variants = (("refinement (params.yaml)", config),
-                ("  without the rigid phase", dataclasses.replace(config, separate_steps=0)),
-                ("  without the ranking term", dataclasses.replace(config, rank=0.0)),
-                ("  collision_tolerance 1e-4", dataclasses.replace(config,
-                                                                   collision_tolerance=1e-4)))
-    for label, settings in variants:
-        def refine_one(found: dict, K: torch.Tensor, settings=settings):
-            return refine_detections(found, K, size, body, settings, discriminator)[1]
-
-        seconds, results = time_each(refine_one, [(d, K) for d, (_, K) in
-                                                  zip(detections, images, strict=True)])
+    for (label, _), seconds, taken in zip(variants, refine_s, steps, strict=True):
         print(row.format(label, 1000 * seconds / len(samples), 1000 * seconds / max(people, 1),
-                         seconds / forward_s, sum(r.steps for r in results)))
+                         seconds / forward_s, taken))
 
 
-def time_each(fn, arguments: list[tuple]) -> tuple[float, list]:
-    """Total seconds of ``fn(*a)`` over ``arguments`` (after one warm-up call: first
-    calls pay for allocation and kernel loading), and the results."""
-    fn(*arguments[0])
-    total, results = 0.0, []
-    for args in arguments:
-        synchronize()
-        start = time.perf_counter()
-        results.append(fn(*args))
-        synchronize()
-        total += time.perf_counter() - start
-    return total, results
+def timed(fn, *args) -> tuple[float, object]:
+    """Seconds of ``fn(*args)`` (the device synchronised before and after), and its result."""
+    synchronize()
+    start = time.perf_counter()
+    result = fn(*args)
+    synchronize()
+    return time.perf_counter() - start, result
 
 
 if __name__ == "__main__":
