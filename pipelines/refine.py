@@ -225,7 +225,8 @@ def _separate(evidence: Evidence, variables: Variables,
     interpenetration loss stalls (``STALL_STEPS``). Returns the steps taken and, unless
     the people are coherent (see :func:`scene_terms`), who is still in trouble."""
     config = evidence.config
-    fields = Fields(len(evidence.vertices), evidence)
+    fields = Fields(evidence.body.faces, config.grid, len(evidence.vertices),
+                    evidence.vertices.device)
     optimizer = variables.optimizer(config.lr, rigid=True)
     best, since_best, still = float("inf"), 0, None
     for step in range(max(config.separate_steps, 0) + 1):

@@ -21,9 +21,9 @@ class Fields:
     voxelised again. A person is voxelised only once it is in a pair whose 3D boxes
     overlap: only such pairs are sampled."""
 
-    def __init__(self, num_people: int, evidence: Evidence) -> None:
-        size, device = evidence.config.grid, evidence.vertices.device
-        self.faces, self.size = evidence.body.faces, size
+    def __init__(self, faces: torch.Tensor, size: int, num_people: int,
+                 device: torch.device) -> None:
+        self.faces, self.size = faces, size  # [F, 3] shared topology; voxels a side
         self.phi = torch.zeros(num_people, size, size, size, device=device)
         self.center = torch.zeros(num_people, 3, device=device)
         self.half = torch.zeros(num_people, device=device)
