@@ -73,8 +73,9 @@ class RefineConfig:
     order_steps: int  # most steps of phase 1 (reordering along the rays)
     order_lr: float  # its Adam rate on the log depths (0.05: 5 % of the depth a step)
     separate_steps: int  # most steps of phase 2 (rigid moves: rays and depths)
+    separate_lr: float  # its Adam rate
     steps: int  # most steps of phase 3 (every term)
-    lr: float  # Adam rate of phases 2 and 3
+    lr: float  # its Adam rate
     collision: float  # weight of the interpenetration loss
     depth_order: float  # weight of the depth-order loss on the pseudo instance map
     rank: float  # weight of the root ranking over every pair the box cue decides (0: off)
@@ -216,8 +217,8 @@ def _reorder(evidence: Evidence, variables: Variables) -> int:
 
 def _separate(evidence: Evidence, variables: Variables,
               history: list[tuple[float, float]]) -> tuple[int, Still | None]:
-    """Phase 2: at most ``separate_steps`` Adam steps (rate ``lr``) on the rays and log
-    depths of the people in trouble at its start (:func:`troubled`), keeping the
+    """Phase 2: at most ``separate_steps`` Adam steps (rate ``separate_lr``) on the rays
+    and log depths of the people in trouble at its start (:func:`troubled`), keeping the
     network's pose, on every term but the pose's. A step poses nothing, voxelises nobody
     it has voxelised before (:class:`Fields`: a translated person's SDF is the same
     field moved along) and renders only the people that move. Appends each step's
@@ -227,7 +228,7 @@ def _separate(evidence: Evidence, variables: Variables,
     config = evidence.config
     fields = Fields(evidence.body.faces, config.grid, len(evidence.vertices),
                     evidence.vertices.device)
-    optimizer = variables.optimizer(config.lr, rigid=True)
+    optimizer = variables.optimizer(config.separate_lr, rigid=True)
     best, since_best, still = float("inf"), 0, None
     for step in range(max(config.separate_steps, 0) + 1):
         transl = variables.transl()

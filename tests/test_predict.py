@@ -146,7 +146,7 @@ def test_wrong_model_files_are_named(tmp_path):
         Predictor(tmp_path / "missing.pt")
 
 
-QUICK_REFINE = RefineConfig(order_steps=2, order_lr=0.05, separate_steps=2,
+QUICK_REFINE = RefineConfig(order_steps=2, order_lr=0.05, separate_steps=2, separate_lr=0.02,
                             steps=2, lr=0.01, collision=1.0,
                             depth_order=100.0, rank=10.0, keypoints_2d=10.0, depth=1.0,
                             pose=1.0,

@@ -27,7 +27,7 @@ from pipelines.refining_network import refine_detections
 
 HEIGHT, WIDTH = 256, 416
 K = intrinsics_matrix(500.0, WIDTH, HEIGHT)
-CONFIG = RefineConfig(order_steps=10, order_lr=0.05, separate_steps=30,
+CONFIG = RefineConfig(order_steps=10, order_lr=0.05, separate_steps=30, separate_lr=0.02,
                       steps=20, lr=0.01, collision=1.0,
                       depth_order=100.0, rank=10.0, keypoints_2d=10.0, depth=1.0, pose=1.0,
                       prior=0.0,
