@@ -42,6 +42,7 @@ image takes zero steps and is returned unchanged (bit for bit).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from typing import NamedTuple
 
 import torch
 
@@ -53,6 +54,7 @@ from pipelines.box_cues import overlapping_in_image, pseudo_instances, ranked_pa
 from pipelines.refine_held import Fields, Still, troubled
 from pipelines.refine_scene import (
     Evidence,
+    Order,
     Variables,
     agreement,
     interpenetration,
@@ -175,10 +177,10 @@ def _refine_people(rotmats: torch.Tensor, shape: torch.Tensor, transl: torch.Ten
         # 1. Reorder: each person slides along its root's ray, posed as the network said,
         #    until the box cue's depth order holds. The interpenetration term is a barrier
         #    that would stop two people from passing each other in depth, so it waits.
-        steps = _reorder(evidence, variables)
+        steps, last = _reorder(evidence, variables)
         # 2. Separate: the people in trouble move rigidly (rays and depths) under every
         #    term but the pose's, which is cheap: nothing is posed or voxelised again.
-        taken, trouble = _separate(evidence, variables, history)
+        taken, trouble = _separate(evidence, variables, history, last)
         steps += taken
         # 3. What rigid moves cannot mend (limbs inside another person): every term, for
         #    the people still in trouble.
@@ -190,40 +192,53 @@ def _refine_people(rotmats: torch.Tensor, shape: torch.Tensor, transl: torch.Ten
                    variables.transl().detach(), steps, history)
 
 
-def _reorder(evidence: Evidence, variables: Variables) -> int:
+class Rendered(NamedTuple):
+    """The people where a phase left them, as its last check rendered them (the next
+    phase's first check, not rendered again): roots ``transl [P, 3]``, ``vertices
+    [P, V, 3]`` and their :class:`Order`, all still attached to the variables."""
+
+    transl: torch.Tensor
+    vertices: torch.Tensor
+    order: Order
+
+
+def _reorder(evidence: Evidence, variables: Variables) -> tuple[int, Rendered | None]:
     """Phase 1: at most ``order_steps`` Adam steps (rate ``order_lr``) on the log depths
     alone, minimising the depth-order and ranking terms and the depth-change penalty,
     until at most ``order_tolerance`` of the overlap is in the wrong order and every pair
     the box cue decides is ranked. The people keep the
-    network's pose: a move along the ray is a translation. Returns the steps taken."""
+    network's pose: a move along the ray is a translation. Returns the steps taken and
+    the last check's rendering (None when the phase is off)."""
     config = evidence.config
     if config.order_steps <= 0:
-        return 0
+        return 0, None
     optimizer = torch.optim.Adam([variables.log_depth], lr=config.order_lr, betas=(0.5, 0.9))
     for step in range(config.order_steps + 1):
-        vertices = evidence.vertices + variables.transl()[:, None]
+        transl = variables.transl()
+        vertices = evidence.vertices + transl[:, None]
         order = order_of(evidence, render(evidence, vertices))
         rank, ranked = ranking(evidence, variables.log_depth)
         if (order.ordered and ranked) or step == config.order_steps:
-            return step
+            return step, Rendered(transl, vertices, order)
         total = (config.depth_order * depth_order_loss(order.depths, order.pseudo)
                  + config.rank * rank
                  + config.depth * (variables.log_depth - evidence.log_depth).square().sum())
         optimizer.zero_grad()
         total.backward()
         optimizer.step()
-    return config.order_steps
+    raise AssertionError("unreachable: the last step returns")
 
 
-def _separate(evidence: Evidence, variables: Variables,
-              history: list[tuple[float, float]]) -> tuple[int, Still | None]:
+def _separate(evidence: Evidence, variables: Variables, history: list[tuple[float, float]],
+              rendered: Rendered | None) -> tuple[int, Still | None]:
     """Phase 2: at most ``separate_steps`` Adam steps (rate ``separate_lr``) on the rays
     and log depths of the people in trouble at its start (:func:`troubled`), keeping the
     network's pose, on every term but the pose's. A step poses nothing, voxelises nobody
     it has voxelised before (:class:`Fields`: a translated person's SDF is the same
     field moved along) and renders only the people that move. Appends each step's
     interpenetration and depth-order losses to ``history``; stops early when the
-    interpenetration loss stalls (``STALL_STEPS``). Returns the steps taken and, unless
+    interpenetration loss stalls (``STALL_STEPS``). Its first check takes phase 1's last
+    ``rendered`` people (the same state) when given. Returns the steps taken and, unless
     the people are coherent (see :func:`scene_terms`), who is still in trouble."""
     config = evidence.config
     fields = Fields(evidence.body.faces, config.grid, len(evidence.vertices),
@@ -231,12 +246,17 @@ def _separate(evidence: Evidence, variables: Variables,
     optimizer = variables.optimizer(config.separate_lr, rigid=True)
     best, since_best, still = float("inf"), 0, None
     for step in range(max(config.separate_steps, 0) + 1):
-        transl = variables.transl()
-        vertices = evidence.vertices + transl[:, None]
+        fresh = step > 0 or rendered is None
+        if fresh:
+            transl = variables.transl()
+            vertices = evidence.vertices + transl[:, None]
+        else:
+            transl, vertices, order = rendered
         sdf = fields.at(vertices, transl)
         collision = interpenetration(evidence, vertices, sdf)
-        order = order_of(evidence, render(evidence, vertices) if still is None
-                         else still.depth_maps(evidence, vertices))
+        if fresh:
+            order = order_of(evidence, render(evidence, vertices) if still is None
+                             else still.depth_maps(evidence, vertices))
         scene, coherent = scene_terms(evidence, order, variables.log_depth, collision, history)
         best, since_best = ((history[-1][0], 0) if history[-1][0] < best
                             else (best, since_best + 1))
