@@ -48,7 +48,6 @@ import torch
 
 from model.body import BodyModel, posed_in_camera
 from model.losses import generator_loss
-from ops.depth_order import depth_order_loss
 from ops.geometry import rot6d_to_matrix
 from pipelines.box_cues import overlapping_in_image, pseudo_instances, ranked_pairs
 from pipelines.refine_held import Fields, Still, troubled
@@ -220,7 +219,7 @@ def _reorder(evidence: Evidence, variables: Variables) -> tuple[int, Rendered | 
         rank, ranked = ranking(evidence, variables.log_depth)
         if (order.ordered and ranked) or step == config.order_steps:
             return step, Rendered(transl, vertices, order)
-        total = (config.depth_order * depth_order_loss(order.depths, order.pseudo)
+        total = (config.depth_order * order.loss
                  + config.rank * rank
                  + config.depth * (variables.log_depth - evidence.log_depth).square().sum())
         optimizer.zero_grad()

@@ -13,7 +13,7 @@ import torch
 from model.body import BodyModel, posed_in_camera
 from model.camera import project, scale_intrinsics
 from ops.collision import collision_loss, geman_mcclure
-from ops.depth_order import depth_order_loss, ordering_mistakes
+from ops.depth_order import ordering_mistakes
 from ops.geometry import matrix_to_rot6d
 from ops.raster import depth_maps
 from ops.sdf import SDFGrid
@@ -99,6 +99,7 @@ class Order(NamedTuple):
     pseudo: torch.Tensor  # [h, w] the box cue's pseudo instance map where people overlap
     wrong: torch.Tensor  # [h, w] bool: decided pixels where the wrong person is in front
     ordered: bool  # at most order_tolerance of the decided pixels are wrong
+    loss: torch.Tensor  # Eq. 4 on the pseudo instance map (differentiable)
 
 
 def render(evidence: Evidence, vertices: torch.Tensor) -> torch.Tensor:
@@ -109,14 +110,29 @@ def render(evidence: Evidence, vertices: torch.Tensor) -> torch.Tensor:
 def order_of(evidence: Evidence, depths: torch.Tensor) -> Order:
     """The depth order of people rendered as ``depths``: the pseudo instance map where
     they overlap, the decided pixels (covered by several people, the cue deciding) in
-    the wrong order, and whether at most ``order_tolerance`` of them are."""
+    the wrong order, whether at most ``order_tolerance`` of them are, and the depth-order
+    loss. Equal to :func:`pseudo_instances`, :func:`ordering_mistakes` and
+    :func:`depth_order_loss` on the whole maps, computed on the pixels covered by two
+    people or more only: nowhere else can two people be in the wrong order (a few
+    hundred pixels of the map's tens of thousands)."""
     config = evidence.config
-    pseudo = pseudo_instances(depths.detach(), evidence.boxes, config.render_scale,
-                              config.order_margin)
-    decided = (pseudo > 0) & (torch.isfinite(depths.detach()).sum(dim=0) >= 2)
-    wrong = ordering_mistakes(depths, pseudo) & decided
-    wrong_share = float(wrong.sum()) / max(int(decided.sum()), 1)
-    return Order(depths, pseudo, wrong, wrong_share <= config.order_tolerance)
+    plain = depths.detach()
+    rows, cols = (torch.isfinite(plain).sum(dim=0) >= 2).nonzero(as_tuple=True)
+    shared = plain[:, rows, cols][:, None]  # [P, 1, M] the maps at the shared pixels
+    owner = pseudo_instances(shared, evidence.boxes, config.render_scale,
+                             config.order_margin)[0]  # [M]
+    wrong_here = ordering_mistakes(shared, owner[None])[0]  # [M]
+    wrong_share = float(wrong_here.sum()) / max(int((owner > 0).sum()), 1)
+    pseudo = torch.zeros(plain.shape[1:], dtype=owner.dtype, device=plain.device)
+    pseudo[rows, cols] = owner
+    wrong = torch.zeros(plain.shape[1:], dtype=torch.bool, device=plain.device)
+    wrong[rows, cols] = wrong_here
+    # Eq. 4 at the wrong pixels: the cue's person pulled forward, the visible one back.
+    at = wrong_here.nonzero().flatten()
+    shown, seen = owner[at] - 1, shared[:, 0, at].argmin(dim=0)
+    gap = depths[shown, rows[at], cols[at]] - depths[seen, rows[at], cols[at]]
+    loss = torch.nn.functional.softplus(gap).sum() / pseudo.numel()
+    return Order(depths, pseudo, wrong, wrong_share <= config.order_tolerance, loss)
 
 
 def scene_terms(evidence: Evidence, order: Order, log_depth: torch.Tensor,
@@ -131,7 +147,7 @@ def scene_terms(evidence: Evidence, order: Order, log_depth: torch.Tensor,
     ``order_tolerance`` of the overlap in the wrong order, and every decided pair
     ranked."""
     config = evidence.config
-    loss = depth_order_loss(order.depths, order.pseudo)
+    loss = order.loss
     rank, ranked = ranking(evidence, log_depth)
     history.append((float(collision.detach()), float(loss.detach())))
     coherent = order.ordered and ranked and history[-1][0] <= config.collision_tolerance
