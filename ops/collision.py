@@ -17,6 +17,7 @@ from ops._warp import check_mesh_inputs
 from ops.sdf import (
     SDF_PADDING,
     SDFGrid,
+    bounding_boxes,
     penetration_depth,
     person_cubes,
     sample_phi,
@@ -35,7 +36,7 @@ def geman_mcclure(x: torch.Tensor, sigma: float) -> torch.Tensor:
 
 def overlapping_pairs(vertices: torch.Tensor) -> torch.Tensor:
     """``[P, P]`` bool: do the axis-aligned 3D boxes of people i and j overlap (i != j)?"""
-    low, high = vertices.detach().amin(dim=1), vertices.detach().amax(dim=1)  # [P, 3]
+    low, high = bounding_boxes(vertices)  # [P, 3]
     overlap = ((low[:, None] <= high[None]) & (low[None] <= high[:, None])).all(dim=-1)
     overlap.fill_diagonal_(False)
     return overlap
@@ -122,7 +123,7 @@ def collision_volume(vertices: torch.Tensor, faces: torch.Tensor,
     volume = torch.zeros(num_people, num_people, dtype=torch.float64, device=vertices.device)
     overlap = overlapping_pairs(vertices) if num_people > 1 else volume.bool()
     vertices = vertices.detach().float()
-    low, high = vertices.amin(dim=1), vertices.amax(dim=1)
+    low, high = bounding_boxes(vertices)
     center, half = person_cubes(vertices, SDF_PADDING)
     axis = torch.linspace(-1.0, 1.0, grid_size, device=vertices.device)
     for i in overlap.any(dim=1).nonzero().flatten().tolist():

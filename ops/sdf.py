@@ -34,7 +34,7 @@ import warp as wp
 from ops._warp import check_mesh_inputs, launch, ready, to_vec3, warp_device
 
 __all__ = ["SDFGrid", "SDF_PADDING", "sdf_grid", "moved", "sample_phi", "penetration_depth",
-           "closed_components", "person_cubes", "clear_mesh_cache"]
+           "closed_components", "bounding_boxes", "person_cubes", "clear_mesh_cache"]
 
 
 @dataclass
@@ -228,15 +228,24 @@ def _component_meshes(vertices: torch.Tensor, faces: torch.Tensor) -> wp.array:
 
 def _boxes(vertices: torch.Tensor) -> tuple[wp.array, wp.array]:
     """Each person's bounding box, ``lows`` and ``highs`` ``[P]`` of ``vec3``."""
-    return to_vec3(vertices.amin(dim=1)), to_vec3(vertices.amax(dim=1))
+    return tuple(to_vec3(corner) for corner in bounding_boxes(vertices))
 
 
 # ----------------------------------------------------------------------------
 # Public ops
 
+def bounding_boxes(vertices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each person's axis-aligned bounding box: ``vertices [P, V, 3]`` -> ``low``, ``high``
+    ``[P, 3]`` (no gradient)."""
+    # Reduced over a copy with the vertices last: over the middle, strided dimension the
+    # same reduction is about three times slower on a CPU.
+    points = vertices.detach().transpose(1, 2).contiguous()  # [P, 3, V]
+    return points.amin(dim=-1), points.amax(dim=-1)
+
+
 def person_cubes(vertices: torch.Tensor, padding: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Cube ``center [P, 3]`` and ``half [P]`` around each person's bounding box."""
-    low, high = vertices.amin(dim=1), vertices.amax(dim=1)
+    low, high = bounding_boxes(vertices)
     return (low + high) / 2, (1 + padding) * (high - low).amax(dim=-1) / 2
 
 
@@ -307,8 +316,13 @@ def sample_phi(grid: SDFGrid, person: int, points: torch.Tensor) -> torch.Tensor
         raise ValueError(f"sample_phi: points must be [M, 3], got {list(points.shape)}")
     local = (points - grid.center[person].detach()) / grid.half[person].detach()  # [-1, 1]^3
     phi = grid.phi[person].detach()[None, None].to(points.dtype)  # [1, 1, N, N, N]
+    # Farther than one voxel outside the cube, all eight corners of a sample are the zero
+    # padding: value and gradient are exactly 0. Only the points nearer are sampled (of
+    # another person's vertices, usually a small share), the same values as sampling all.
+    reach = 1.0 + 2.0 / (phi.shape[-1] - 1)
+    near = (local.detach().abs() <= reach).all(dim=-1).nonzero().flatten()
     samples = torch.nn.functional.grid_sample(
-        phi, local.reshape(1, 1, 1, -1, 3), mode="bilinear", padding_mode="zeros",
+        phi, local[near].reshape(1, 1, 1, -1, 3), mode="bilinear", padding_mode="zeros",
         align_corners=True,
     )
-    return samples.reshape(-1)
+    return points.new_zeros(points.shape[0]).index_put((near,), samples.reshape(-1))

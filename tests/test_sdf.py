@@ -5,7 +5,15 @@ import pytest
 import torch
 import trimesh
 
-from ops.sdf import closed_components, penetration_depth, sample_phi, sdf_grid
+from ops._warp import check_finite
+from ops.sdf import (
+    SDFGrid,
+    bounding_boxes,
+    closed_components,
+    penetration_depth,
+    sample_phi,
+    sdf_grid,
+)
 from tests.mesh_reference import penetration_reference
 
 
@@ -92,6 +100,51 @@ def test_sample_phi_interpolates_and_is_differentiable():
     assert ((points.grad[inside] * towards_centre[inside]).sum(-1) > 0).all()
     outside_cube = torch.tensor([[5.0, 5.0, 5.0]])
     assert sample_phi(grid, 0, outside_cube).item() == 0.0
+
+
+def sample_every_point(grid: SDFGrid, person: int, points: torch.Tensor) -> torch.Tensor:
+    """Reference: one trilinear sample per point, wherever it lies."""
+    local = (points - grid.center[person]) / grid.half[person]
+    samples = torch.nn.functional.grid_sample(
+        grid.phi[person][None, None].to(points.dtype), local.reshape(1, 1, 1, -1, 3),
+        mode="bilinear", padding_mode="zeros", align_corners=True)
+    return samples.reshape(-1)
+
+
+@pytest.mark.parametrize("size", [2, 5, 32])
+def test_sample_phi_equals_sampling_every_point(size):
+    """Sampling only the points within a voxel of the cube gives the values and gradients
+    of sampling them all, bit for bit, even with a grid whose border is not 0."""
+    gen = torch.Generator().manual_seed(size)
+    grid = SDFGrid(torch.rand(2, size, size, size, generator=gen),
+                   torch.tensor([[0.0, 0.0, 0.0], [0.3, -0.2, 0.1]]), torch.tensor([0.5, 0.8]))
+    # points inside, in the band of one voxel around the cube, and far outside it
+    points = (torch.rand(3000, 3, generator=gen) - 0.5) * 4.0 + grid.center[1]
+    fast, slow = points.clone().requires_grad_(True), points.clone().requires_grad_(True)
+    sampled, reference = sample_phi(grid, 1, fast), sample_every_point(grid, 1, slow)
+    assert torch.equal(sampled.detach(), reference.detach())
+    local = ((points - grid.center[1]) / grid.half[1]).abs().amax(dim=-1)
+    band = (local > 1) & (local < 1 + 2 / (size - 1))
+    assert bool((reference[band] > 0).any())  # the band is sampled, not dropped
+    weights = torch.rand(3000, generator=gen)
+    (sampled * weights).sum().backward()
+    (reference * weights).sum().backward()
+    assert torch.equal(fast.grad, slow.grad)
+    assert sample_phi(grid, 1, points[:0]).shape == (0,)
+
+
+def test_bounding_boxes_and_the_finite_check():
+    gen = torch.Generator().manual_seed(0)
+    vertices = torch.randn(3, 500, 3, generator=gen)
+    low, high = bounding_boxes(vertices)
+    assert torch.equal(low, vertices.amin(dim=1)) and torch.equal(high, vertices.amax(dim=1))
+    huge = torch.full((1, 4, 3), 3.0e38)  # finite, but the sum overflows: still accepted
+    check_finite("test", huge)
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        broken = vertices.clone()
+        broken[2, 7, 1] = bad
+        with pytest.raises(ValueError, match=r"person\(s\) \[2\] contain NaN or inf"):
+            check_finite("test", broken)
 
 
 def test_voxel_layout_is_z_y_x():
