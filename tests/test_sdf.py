@@ -111,13 +111,18 @@ def sample_every_point(grid: SDFGrid, person: int, points: torch.Tensor) -> torc
     return samples.reshape(-1)
 
 
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs CUDA"))]
+
+
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("size, support", [(2, None), (5, None), (32, None), (32, (3, 9, 20)),
                                            (16, (0, 15, 15)), (16, "empty")])
-def test_sample_phi_equals_sampling_every_point(size, support):
+def test_sample_phi_equals_sampling_every_point(size, support, device):
     """Sampling only the points within a voxel or so of the non-zero voxels gives the
     values and gradients of sampling them all, bit for bit: on grids that are not 0 up to
-    the border (the band of one voxel outside the cube counts), not 0 in a box only (z, y
-    and x from, to), or 0 everywhere."""
+    the border (the band of one voxel outside the cube counts), not 0 in a box inside the
+    grid only, or 0 everywhere."""
     gen = torch.Generator().manual_seed(size)
     phi = torch.rand(2, size, size, size, generator=gen)
     if support == "empty":
@@ -127,10 +132,10 @@ def test_sample_phi_equals_sampling_every_point(size, support):
         kept = torch.zeros_like(phi)
         kept[:, start:stop_x, start:stop_y, start + 1:stop_x] = 1
         phi = phi * kept
-    grid = SDFGrid(phi, torch.tensor([[0.0, 0.0, 0.0], [0.3, -0.2, 0.1]]),
-                   torch.tensor([0.5, 0.8]))
+    grid = SDFGrid(phi.to(device), torch.tensor([[0.0, 0.0, 0.0], [0.3, -0.2, 0.1]], device=device),
+                   torch.tensor([0.5, 0.8], device=device))
     # points inside, in the band of one voxel around the cube, and far outside it
-    points = (torch.rand(3000, 3, generator=gen) - 0.5) * 4.0 + grid.center[1]
+    points = (torch.rand(3000, 3, generator=gen).to(device) - 0.5) * 4.0 + grid.center[1]
     fast, slow = points.clone().requires_grad_(True), points.clone().requires_grad_(True)
     sampled, reference = sample_phi(grid, 1, fast), sample_every_point(grid, 1, slow)
     assert torch.equal(sampled.detach(), reference.detach())
@@ -139,7 +144,7 @@ def test_sample_phi_equals_sampling_every_point(size, support):
         band = (local > 1) & (local < 1 + 2 / (size - 1))
         assert bool((reference[band] > 0).any())  # the band is sampled, not dropped
     assert bool((reference > 0).any()) == (support != "empty")
-    weights = torch.rand(3000, generator=gen)
+    weights = torch.rand(3000, generator=gen).to(device)
     (sampled * weights).sum().backward()
     (reference * weights).sum().backward()
     assert torch.equal(fast.grad, slow.grad)
