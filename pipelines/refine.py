@@ -41,6 +41,7 @@ image takes zero steps and is returned unchanged (bit for bit).
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field, fields
 from typing import NamedTuple
 
@@ -212,7 +213,7 @@ def _reorder(evidence: Evidence, variables: Variables) -> tuple[int, Rendered | 
     if config.order_steps <= 0:
         return 0, None
     optimizer = torch.optim.Adam([variables.log_depth], lr=config.order_lr, betas=(0.5, 0.9))
-    for step in range(config.order_steps + 1):
+    for step in itertools.count():  # the last step returns
         transl = variables.transl()
         vertices = evidence.vertices + transl[:, None]
         order = order_of(evidence, render(evidence, vertices))
@@ -225,7 +226,6 @@ def _reorder(evidence: Evidence, variables: Variables) -> tuple[int, Rendered | 
         optimizer.zero_grad()
         total.backward()
         optimizer.step()
-    raise AssertionError("unreachable: the last step returns")
 
 
 def _separate(evidence: Evidence, variables: Variables, history: list[tuple[float, float]],
@@ -244,7 +244,7 @@ def _separate(evidence: Evidence, variables: Variables, history: list[tuple[floa
                     evidence.vertices.device)
     optimizer = variables.optimizer(config.separate_lr, rigid=True)
     best, since_best, still = float("inf"), 0, None
-    for step in range(max(config.separate_steps, 0) + 1):
+    for step in itertools.count():  # the last step returns
         fresh = step > 0 or rendered is None
         if fresh:
             transl = variables.transl()
@@ -275,7 +275,6 @@ def _separate(evidence: Evidence, variables: Variables, history: list[tuple[floa
         total.backward()
         still.hold(variables)
         optimizer.step()
-    raise AssertionError("unreachable: the last step returns")
 
 
 def _descend(evidence: Evidence, variables: Variables, history: list[tuple[float, float]],
@@ -296,7 +295,7 @@ def _descend(evidence: Evidence, variables: Variables, history: list[tuple[float
     movers, fields = still.index, still.fields
     stale = False  # have the movers been posed anew since their fields were voxelised?
     best, since_best = float("inf"), 0
-    for step in range(config.steps + 1):
+    for step in itertools.count():  # the last step returns
         rotmats, transl = rot6d_to_matrix(variables.rot6d[movers]), variables.transl()
         posed = posed_in_camera(evidence.body, rotmats, variables.shape[movers], transl[movers])
         vertices = still.vertices_with(posed.vertices)
@@ -324,7 +323,6 @@ def _descend(evidence: Evidence, variables: Variables, history: list[tuple[float
         still.hold(variables)
         optimizer.step()
         stale = True
-    return config.steps
 
 
 # Phases 2 and 3 stop once their interpenetration loss has not reached a new low for

@@ -61,8 +61,8 @@ def troubled(evidence: Evidence, vertices: torch.Tensor, sdf: SDFGrid, collision
                 if bool((sample_phi(sdf, i, vertices[j].detach()) > 0).any()):
                     trouble[[i, j]] = True
     if not order.ordered:
-        trouble[order.pseudo[order.wrong].long() - 1] = True
-        trouble[order.depths.detach()[:, order.wrong].argmin(dim=0)] = True
+        trouble[order.rightful] = True
+        trouble[order.visible] = True
     if config.rank > 0 and len(evidence.pairs):
         near, far = evidence.pairs.T
         unranked = log_depth.detach()[near] >= log_depth.detach()[far]

@@ -96,10 +96,10 @@ class Order(NamedTuple):
     """The people's depth order as rendered now."""
 
     depths: torch.Tensor  # [P, h, w] depth maps (differentiable; inf where empty)
-    pseudo: torch.Tensor  # [h, w] the box cue's pseudo instance map where people overlap
-    wrong: torch.Tensor  # [h, w] bool: decided pixels where the wrong person is in front
+    rightful: torch.Tensor  # [K] at each wrong pixel, the person the box cue puts in front
+    visible: torch.Tensor  # [K] and the person in front there instead
     ordered: bool  # at most order_tolerance of the decided pixels are wrong
-    loss: torch.Tensor  # Eq. 4 on the pseudo instance map (differentiable)
+    loss: torch.Tensor  # Eq. 4 on the box cue's pseudo instance map (differentiable)
 
 
 def render(evidence: Evidence, vertices: torch.Tensor) -> torch.Tensor:
@@ -108,10 +108,10 @@ def render(evidence: Evidence, vertices: torch.Tensor) -> torch.Tensor:
 
 
 def order_of(evidence: Evidence, depths: torch.Tensor) -> Order:
-    """The depth order of people rendered as ``depths``: the pseudo instance map where
-    they overlap, the decided pixels (covered by several people, the cue deciding) in
-    the wrong order, whether at most ``order_tolerance`` of them are, and the depth-order
-    loss. Equal to :func:`pseudo_instances`, :func:`ordering_mistakes` and
+    """The depth order of people rendered as ``depths``: at each decided pixel (covered
+    by several people, the box cue deciding) in the wrong order, who should be in front
+    and who is; whether at most ``order_tolerance`` of the decided pixels are wrong; and
+    the depth-order loss. Equal to :func:`pseudo_instances`, :func:`ordering_mistakes` and
     :func:`depth_order_loss` on the whole maps, computed on the pixels covered by two
     people or more only: nowhere else can two people be in the wrong order (a few
     hundred pixels of the map's tens of thousands)."""
@@ -121,18 +121,14 @@ def order_of(evidence: Evidence, depths: torch.Tensor) -> Order:
     shared = plain[:, rows, cols][:, None]  # [P, 1, M] the maps at the shared pixels
     owner = pseudo_instances(shared, evidence.boxes, config.render_scale,
                              config.order_margin)[0]  # [M]
-    wrong_here = ordering_mistakes(shared, owner[None])[0]  # [M]
-    wrong_share = float(wrong_here.sum()) / max(int((owner > 0).sum()), 1)
-    pseudo = torch.zeros(plain.shape[1:], dtype=owner.dtype, device=plain.device)
-    pseudo[rows, cols] = owner
-    wrong = torch.zeros(plain.shape[1:], dtype=torch.bool, device=plain.device)
-    wrong[rows, cols] = wrong_here
+    wrong = ordering_mistakes(shared, owner[None])[0]  # [M]
+    wrong_share = float(wrong.sum()) / max(int((owner > 0).sum()), 1)
     # Eq. 4 at the wrong pixels: the cue's person pulled forward, the visible one back.
-    at = wrong_here.nonzero().flatten()
-    shown, seen = owner[at] - 1, shared[:, 0, at].argmin(dim=0)
-    gap = depths[shown, rows[at], cols[at]] - depths[seen, rows[at], cols[at]]
-    loss = torch.nn.functional.softplus(gap).sum() / pseudo.numel()
-    return Order(depths, pseudo, wrong, wrong_share <= config.order_tolerance, loss)
+    at = wrong.nonzero().flatten()
+    rightful, visible = owner[at] - 1, shared[:, 0, at].argmin(dim=0)
+    gap = depths[rightful, rows[at], cols[at]] - depths[visible, rows[at], cols[at]]
+    loss = torch.nn.functional.softplus(gap).sum() / plain[0].numel()
+    return Order(depths, rightful, visible, wrong_share <= config.order_tolerance, loss)
 
 
 def scene_terms(evidence: Evidence, order: Order, log_depth: torch.Tensor,

@@ -1,6 +1,7 @@
 """The terms of a refinement step (pipelines.refine_scene): the depth order computed on
 the pixels several people share equals the whole-map references (the box cue's pseudo
-instance map, the ordering mistakes and Eq. 4), values and gradients."""
+instance map, the ordering mistakes and Eq. 4): the people at the wrong pixels, the
+verdict, the loss and its gradients."""
 
 from __future__ import annotations
 
@@ -59,8 +60,9 @@ def check_order(seed: int, device: str) -> int:
     decided = (pseudo > 0) & shared
     wrong = ordering_mistakes(plain, pseudo) & decided
     reference_loss = depth_order_loss(reference_depths, pseudo)
-    assert torch.equal(order.pseudo, torch.where(shared, pseudo, 0))
-    assert torch.equal(order.wrong, wrong)
+    # who should be in front and who is, at each wrong pixel (row by row)
+    assert torch.equal(order.rightful, pseudo[wrong] - 1)
+    assert torch.equal(order.visible, plain[:, wrong].argmin(dim=0))
     share = float(wrong.sum()) / max(int(decided.sum()), 1)
     assert order.ordered == (share <= config.order_tolerance)
     assert torch.equal(order.loss.detach(), reference_loss.detach())
