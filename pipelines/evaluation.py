@@ -25,12 +25,17 @@ Per image:
 7. **Collisions** (Table 4): whether any two predictions scoring at least
    ``collision_score_threshold`` intersect (64³ volumes), and, as a diagnostic, only
    among the predictions matched to distinct people.
+8. **Per action** (a diagnostic): where the benchmark names each person's action
+   (:func:`action_labels`), MPJPE and PA-MPJPE again over the people of each action
+   (``values["pa_mpjpe@crouch"]``), so a model that predicts one pose whatever the image
+   shows is seen failing on the poses far from it.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,8 +59,8 @@ from ops.metrics import (
 )
 
 __all__ = ["EvalParams", "Protocol", "PredictionError", "image_values", "summarise", "METRICS",
-           "GROUPED", "metric_replicates", "flat", "write_records", "read_records",
-           "detection_summary"]
+           "GROUPED", "BY_ACTION", "action_labels", "metric_replicates", "flat", "write_records",
+           "read_records", "detection_summary"]
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,23 @@ METRICS = {
 }
 # metrics also reported per group (layout or sequence) and as the mean over groups
 GROUPED = ("mpjpe_mm", "pck_all", "pck_matched")
+# metrics also reported per action (key ``<metric>_action_<action>``) where people have one
+BY_ACTION = ("mpjpe_mm", "pa_mpjpe_mm")
+
+
+def action_labels(meta: dict, people: int) -> list[str] | None:
+    """Each of the image's ``people`` annotated rows' action, or ``None`` where the
+    benchmark names none: the synthetic scenes' per-person activity, or Human3.6M's
+    action of the frame without its take number ("Directions_1" -> "Directions")."""
+    if "activities" in meta:
+        labels = [str(a) for a in meta["activities"]]
+        if len(labels) != people:
+            raise ValueError(f"{len(labels)} activities in the sample's meta for {people} "
+                             "annotated people: expected one per person")
+        return labels
+    if "action" in meta:
+        return [re.sub(r"[ _]\d+$", "", str(meta["action"]))] * people
+    return None
 
 
 def _check_finite(detections: dict[str, torch.Tensor]) -> None:
@@ -111,8 +133,8 @@ def _check_finite(detections: dict[str, torch.Tensor]) -> None:
 
 
 def image_values(detections: dict[str, torch.Tensor], target: dict[str, torch.Tensor],
-                 K: torch.Tensor, body: BodyModel,
-                 protocol: Protocol) -> dict[str, tuple[float, float]]:
+                 K: torch.Tensor, body: BodyModel, protocol: Protocol,
+                 actions: list[str] | None = None) -> dict[str, tuple[float, float]]:
     """Every metric's ``(numerator, denominator)`` for one image.
 
     Args:
@@ -122,6 +144,7 @@ def image_values(detections: dict[str, torch.Tensor], target: dict[str, torch.Te
             ``kp3d_univ`` where the benchmark has a normalised skeleton for 3DPCK
             (MuPoTS's ``univ_annot3``, as the official script).
         K: ``[3, 3]`` intrinsics of the *original* image (matching is in its pixels).
+        actions: each row of ``kp3d``'s action (:func:`action_labels`), or ``None``.
     """
     keep = detections["scores"] >= protocol.score_threshold
     det = {k: v[keep] for k, v in detections.items()}
@@ -134,7 +157,9 @@ def image_values(detections: dict[str, torch.Tensor], target: dict[str, torch.Te
     pred, vertices = posed.joints["h36m17"], posed.vertices  # [Q, 17, 3], [Q, V, 3]
     matches = match_people(project(pred, K), project(gt, K), protocol.match_threshold_px)
     values = _pck_and_depth(pred, gt, gt_pck, matches)
-    values.update(_mpjpe_values(pred, gt, valid))
+    labels = None if actions is None else [a for a, keep in zip(actions, annotated.tolist(),
+                                                                    strict=True) if keep]
+    values.update(_mpjpe_values(pred, gt, valid, labels))
     confident = (det["scores"] >= protocol.collision_score_threshold).nonzero().flatten()
     matched = [m for m in matches if m is not None]
     # Volumes are pairwise, so one computation over both sets serves both counts.
@@ -163,36 +188,45 @@ def _pck_and_depth(pred: torch.Tensor, gt: torch.Tensor, gt_pck: torch.Tensor,
     return values
 
 
-def _mpjpe_values(pred: torch.Tensor, gt: torch.Tensor,
-                  valid: torch.Tensor) -> dict[str, tuple[float, float]]:
+def _mpjpe_values(pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor,
+                  actions: list[str] | None) -> dict[str, tuple[float, float]]:
     visible = valid.all(dim=0).to(gt.dtype)  # joints visible for every annotated person
-    errors, aligned, missed = [], [], 0
+    errors: dict[int, tuple[float, float]] = {}  # person -> (MPJPE, PA-MPJPE)
     for person in range(gt.shape[0]):
         nearest = nearest_pose(pred, gt[person], visible)
         if nearest is None:
-            missed += 1
             continue
-        errors.append(float(mpjpe(pred[nearest:nearest + 1], gt[person:person + 1],
-                                  visible[None])))
         joints = [j for j in H36M_EVAL_JOINTS if valid[person, j]]
         candidates = pa_mpjpe(pred[:, joints], gt[person, joints].expand(len(pred), -1, -1))
-        aligned.append(float(candidates.min()))
-    return {"mpjpe": (sum(errors), float(len(errors))),
-            "mpjpe_missed": (float(missed), float(gt.shape[0])),
-            "pa_mpjpe": (sum(aligned), float(len(aligned)))}
+        errors[person] = (float(mpjpe(pred[nearest:nearest + 1], gt[person:person + 1],
+                                      visible[None])), float(candidates.min()))
+    values = {"mpjpe": (sum(e[0] for e in errors.values()), float(len(errors))),
+              "mpjpe_missed": (float(gt.shape[0] - len(errors)), float(gt.shape[0])),
+              "pa_mpjpe": (sum(e[1] for e in errors.values()), float(len(errors)))}
+    for action in sorted(set(actions or ())):
+        people = [errors[p] for p, a in enumerate(actions) if a == action and p in errors]
+        values[f"mpjpe@{action}"] = (sum(e[0] for e in people), float(len(people)))
+        values[f"pa_mpjpe@{action}"] = (sum(e[1] for e in people), float(len(people)))
+    return values
 
 
 # ----------------------------------------------------------------------------
 # A benchmark's numbers
 
 def metric_replicates(records: list[dict], weights: np.ndarray, metric: str,
-                      group: str | None = None) -> tuple[float, np.ndarray]:
+                      group: str | None = None,
+                      action: str | None = None) -> tuple[float, np.ndarray]:
     """The point value and ``[R]`` replicate values of ``metric`` over ``records``
     (the images' ``values`` and ``group``). ``group``: one group's metric, or
-    ``"mean"`` for the mean over groups."""
+    ``"mean"`` for the mean over groups. ``action``: over that action's people only
+    (an image without any counts as 0 / 0)."""
     entry, scale = METRICS[metric]
-    numerator = np.array([r["values"][entry][0] for r in records])
-    denominator = np.array([r["values"][entry][1] for r in records])
+    if action is not None:
+        entry = f"{entry}@{action}"
+    pairs = [r["values"].get(entry, (0.0, 0.0)) if action else r["values"][entry]
+             for r in records]
+    numerator = np.array([p[0] for p in pairs])
+    denominator = np.array([p[1] for p in pairs])
     groups = np.array([r["group"] for r in records])
     factor = float(len(records)) if scale is None else scale
     everything = np.ones((1, len(records)))
@@ -208,20 +242,28 @@ def metric_replicates(records: list[dict], weights: np.ndarray, metric: str,
 
 def summarise(records: list[dict], replicates: int, seed: int) -> dict[str, float]:
     """Flat metrics with ``_lo``/``_hi`` bootstrap bounds (95 %), per-group values of
-    :data:`GROUPED` and their mean over groups (``<metric>_group_mean``)."""
+    :data:`GROUPED` and their mean over groups (``<metric>_group_mean``), and per-action
+    values of :data:`BY_ACTION` (``<metric>_action_<action>``) with the number of each
+    action's people scored (``people_action_<action>``)."""
     if not records:
         return {}
     weights = replicate_weights(len(records), replicates, seed)
     groups = sorted({r["group"] for r in records})
-    wanted = [(metric, None, metric) for metric in METRICS]
+    wanted = [(metric, None, None, metric) for metric in METRICS]
     for metric in GROUPED:
-        wanted += [(metric, g, f"{metric}_{g}") for g in groups]
-        wanted.append((metric, "mean", f"{metric}_group_mean"))
+        wanted += [(metric, g, None, f"{metric}_{g}") for g in groups]
+        wanted.append((metric, "mean", None, f"{metric}_group_mean"))
+    actions = sorted({k.split("@", 1)[1] for r in records for k in r["values"] if "@" in k})
+    for metric in BY_ACTION:
+        wanted += [(metric, None, a, f"{metric}_action_{a}") for a in actions]
     result: dict[str, float] = detection_summary(records, weights)
-    for metric, group, key in wanted:
+    for action in actions:
+        result[f"people_action_{action}"] = int(sum(
+            r["values"].get(f"pa_mpjpe@{action}", (0.0, 0.0))[1] for r in records))
+    for metric, group, action, key in wanted:
         if any(METRICS[metric][0] not in r["values"] for r in records):
             continue  # a protocol this benchmark's records do not have
-        point, draws = metric_replicates(records, weights, metric, group)
+        point, draws = metric_replicates(records, weights, metric, group, action)
         if not np.isfinite(point):
             continue  # nothing to measure (e.g. no pairs for depth order)
         value = interval(point, draws)

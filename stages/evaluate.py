@@ -35,6 +35,7 @@ from pipelines.evaluation import (
     EvalParams,
     PredictionError,
     Protocol,
+    action_labels,
     image_values,
     summarise,
     write_records,
@@ -91,7 +92,9 @@ def evaluate_sample(sample: dict, model: torch.nn.Module | dict, body: BodyModel
     steps = detections.pop("refine_steps", None)  # a refined model's, per image
     protocol = Protocol(config.score_threshold, config.collision_score_threshold,
                         match_threshold(config, synthetic, original_K))
-    values = image_values(detections, sample["target"], original_K, body, protocol)
+    kp3d = sample["target"].get("kp3d")
+    actions = None if kp3d is None else action_labels(sample["meta"], len(kp3d))
+    values = image_values(detections, sample["target"], original_K, body, protocol, actions)
     kept = detections["scores"] >= config.score_threshold
     scores = detections["scores"][kept]
     tp = match_detections(detections["boxes"][kept], scores, network_input["target"]["boxes"])

@@ -5,7 +5,8 @@
 Reads ``metrics/<benchmark>/<model>.json`` (values with their bootstrap intervals),
 ``evaluations/<benchmark>/<model>.jsonl`` (per-image values, for the paired differences)
 and the published numbers (``tables.paper``). Writes ``reports/table1..5.md`` and
-``.csv``, and ``reports/summary.json`` (flat keys ``<benchmark>.<model>.<metric>``, with
+``.csv``, the detection, refinement and per-action reports (``detection``, ``refine``,
+``actions``), and ``reports/summary.json`` (flat keys ``<benchmark>.<model>.<metric>``, with
 ``_lo``/``_hi`` bounds and ``..._vs_baseline`` paired differences). Every table says
 which benchmark and which body model produced our rows. A missing benchmark or model
 shows as "n/a".
@@ -104,9 +105,10 @@ def cell(result: dict | None, key: str, metric: str) -> str:
 
 def paired_difference(evaluations: Path, benchmark: str, model: str, metric: str,
                       group: str | None, replicates: int, seed: int,
-                      reference: str = REFERENCE) -> Interval | None:
-    """``model - reference`` on the images both evaluated, with a paired bootstrap
-    interval (the same resampled images for both), or ``None`` without records."""
+                      reference: str = REFERENCE, action: str | None = None) -> Interval | None:
+    """``model - reference`` on the images both evaluated (on ``action``'s people only,
+    when given), with a paired bootstrap interval (the same resampled images for both),
+    or ``None`` without records."""
     paths = [evaluations / benchmark / f"{name}.jsonl" for name in (model, reference)]
     if not all(path.is_file() for path in paths):
         return None
@@ -121,8 +123,10 @@ def paired_difference(evaluations: Path, benchmark: str, model: str, metric: str
             return None
         group = matching[0]
     weights = replicate_weights(len(keys), replicates, seed)
-    a_point, a_draws = metric_replicates([ours[k] for k in keys], weights, metric, group)
-    b_point, b_draws = metric_replicates([theirs[k] for k in keys], weights, metric, group)
+    a_point, a_draws = metric_replicates([ours[k] for k in keys], weights, metric, group,
+                                         action)
+    b_point, b_draws = metric_replicates([theirs[k] for k in keys], weights, metric, group,
+                                         action)
     if not (np.isfinite(a_point) and np.isfinite(b_point)):
         return None
     return paired(a_point, b_point, a_draws, b_draws)
@@ -219,6 +223,34 @@ def detection_table(metrics: dict) -> pd.DataFrame:
         orient="index", columns=sorted(metrics))
 
 
+ACTION_MODELS = ("mean_pose", "baseline", "full")  # Table 1's rows
+
+
+def actions_table(metrics: dict, evaluations: Path, bootstrap: tuple[int, int]) -> pd.DataFrame:
+    """PA-MPJPE (mm) per action, on each benchmark whose people have one: the people
+    scored, each of :data:`ACTION_MODELS`, and each trained model minus the mean pose on
+    the same people (paired interval)."""
+    rows, columns = {}, set()
+    for benchmark, models in sorted(metrics.items()):
+        first = models.get("mean_pose", next(iter(models.values())))
+        actions = sorted(k.removeprefix("people_action_") for k in first
+                         if k.startswith("people_action_"))
+        if not actions:
+            continue
+        columns.update(actions)
+        rows[f"{benchmark}: people"] = {a: str(first[f"people_action_{a}"]) for a in actions}
+        for model in (m for m in ACTION_MODELS if m in models):
+            rows[f"{benchmark}: {MODEL_LABELS[model]}"] = {
+                a: cell(models[model], f"pa_mpjpe_mm_action_{a}", "pa_mpjpe_mm") for a in actions}
+        for model in (m for m in ACTION_MODELS[1:] if m in models and "mean_pose" in models):
+            rows[f"{benchmark}: Δ {model} − mean pose"] = {
+                a: difference_cell(paired_difference(evaluations, benchmark, model,
+                                                     "pa_mpjpe_mm", None, *bootstrap,
+                                                     reference="mean_pose", action=a),
+                                   "pa_mpjpe_mm") for a in actions}
+    return pd.DataFrame.from_dict(rows, orient="index", columns=sorted(columns)).fillna("")
+
+
 REFINE_METRICS = ("collision_frames", "depth_order_acc", "pck_all", "mpjpe_mm", "pa_mpjpe_mm")
 
 
@@ -313,6 +345,14 @@ def main() -> None:
                  "Each value with its 95 % bootstrap interval over images; Δ: full + "
                  "refinement minus full on the same images, with a paired interval, starred "
                  "(*) where it excludes zero.")
+    write_report(out, "actions", actions_table(metrics, Path(args.evaluations), bootstrap),
+                 "benchmark: row", "Pose error per action: PA-MPJPE (mm), a diagnostic",
+                 "Each person counts under the action it performs (synthetic scenes: its "
+                 "activity; Human3.6M: the frame's action). Values with their 95 % bootstrap "
+                 "interval over images; Δ: the model minus the mean pose at the true root on "
+                 "the same people, with a paired interval, starred (*) where it excludes "
+                 "zero. A model that predicts about one pose whatever the image shows is "
+                 "no better than the mean pose on the poses far from it.")
     write_json(out / "summary.json", summary)
     print(f"wrote {len(SPECS)} tables to {out}/")
 

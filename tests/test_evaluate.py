@@ -2,18 +2,23 @@
 
 import json
 import sys
+from collections import defaultdict
 
+import pandas as pd
 import pytest
 import torch
 
 import pipelines.evaluation as evaluation
 from model.body import load_body_model
-from pipelines.evaluation import EvalParams, summarise
+from ops.metrics import H36M_EVAL_JOINTS, mpjpe, pa_mpjpe
+from pipelines.evaluation import EvalParams, action_labels, image_values, summarise
 from pipelines.shards import read_shards
+from pipelines.synthetic.poses import ACTIVITIES
 from stages.evaluate import evaluate_samples, mean_pose_detections
 from stages.prepare import prepare
 from stages.tables import main as tables_main
 from tests.synthetic_params import tiny_params
+from tests.test_protocols import PROTOCOL, JointsBody
 
 CONFIG = EvalParams(models=("full",), benchmarks=("synth_multi",), score_threshold=0.05,
                     collision_score_threshold=0.5, match_threshold_px=40.0,
@@ -131,24 +136,88 @@ def test_mean_pose_reference_sits_at_the_true_root(samples, body):
     assert result["pck_all"] < 100.0
 
 
-def test_tables_show_ours_with_intervals_and_paired_differences(tmp_path, monkeypatch):
-    metrics, evaluations = tmp_path / "metrics" / "synth_multi", tmp_path / "ev" / "synth_multi"
-    metrics.mkdir(parents=True)
-    evaluations.mkdir(parents=True)
-    for model, hits in (("baseline", [1, 0, 1, 0, 1, 0, 1, 0]), ("full", [1] * 8)):
-        records = [{"key": f"k{i}", "group": "all", "values": {
-            "pck_all": (60.0 * h, 100.0), "pck_matched": (60.0 * h, 100.0),
-            "collision": (float(h), 1.0), "collision_matched": (0.0, 1.0),
-            "depth_order": (float(h), 1.0)}} for i, h in enumerate(hits)]
-        (evaluations / f"{model}.jsonl").write_text(
-            "\n".join(json.dumps(r) for r in records) + "\n")
-        result = {"benchmark": "synth_multi", "model": model, "body_model": "anny",
-                  "dataset_kind": "synthetic", "images": 8, **summarise(records, 200, 0)}
-        (metrics / f"{model}.json").write_text(json.dumps(result))
-    monkeypatch.setattr(sys, "argv", ["tables", "--metrics", str(tmp_path / "metrics"),
-                                      "--evaluations", str(tmp_path / "ev"),
-                                      "--out", str(tmp_path / "r")])
+def test_action_labels_name_each_annotated_person():
+    assert action_labels({"activities": ["sit", "walk"]}, 2) == ["sit", "walk"]
+    assert action_labels({"action": "Directions_1"}, 1) == ["Directions"]  # take dropped
+    assert action_labels({"action": "Walking 2"}, 2) == ["Walking", "Walking"]
+    assert action_labels({"action": "WalkDog"}, 1) == ["WalkDog"]
+    assert action_labels({"sequence": "TS1"}, 3) is None
+    with pytest.raises(ValueError, match="3 activities .* 2 annotated people"):
+        action_labels({"activities": ["sit", "walk", "stand"]}, 2)
+
+
+def test_per_action_errors_are_those_of_each_actions_people(samples):
+    """Each person's joints are moved by an amount that depends on its activity; the
+    per-action values must equal the mean of that action's people's own errors,
+    computed person by person (the reference), and add up to the overall values."""
+    body, records = JointsBody(), []
+    reference = defaultdict(lambda: [0.0, 0.0, 0])  # action -> MPJPE sum, PA sum, people
+    for sample in samples:
+        target = sample["target"]
+        gt = target["kp3d"][..., :3]
+        actions = action_labels(sample["meta"], len(gt))
+        moved = gt.clone()
+        for person, action in enumerate(actions):
+            code = ACTIVITIES.index(action)
+            moved[person, 2 + code, 0] += 0.04 * (1 + code)  # one joint, by action
+            moved[person, 3 + code, 1] -= 0.02 * (1 + code)
+            error = reference[action]
+            error[0] += float(mpjpe(moved[person:person + 1], gt[person:person + 1]))
+            joints = list(H36M_EVAL_JOINTS)
+            error[1] += float(pa_mpjpe(moved[person:person + 1, joints],
+                                       gt[person:person + 1, joints]))
+            error[2] += 1
+        pelvis = moved[:, 0]
+        detections = {"boxes": target["boxes"], "scores": torch.ones(len(gt)),
+                      "rotmats": torch.eye(3).expand(len(gt), 1, 3, 3),
+                      "shape": (moved - pelvis[:, None]).flatten(1), "transl": pelvis}
+        values = image_values(detections, target, target["K"], body, PROTOCOL, actions)
+        for entry in ("mpjpe", "pa_mpjpe"):
+            parts = [v for k, v in values.items() if k.startswith(f"{entry}@")]
+            assert sum(p[0] for p in parts) == pytest.approx(values[entry][0])
+            assert sum(p[1] for p in parts) == values[entry][1]
+        records.append({"key": sample["key"], "group": "all", "values": values})
+    assert len(reference) >= 2  # the tiny benchmark has people of several activities
+    result = summarise(records, 200, 0)
+    for action, (mpjpe_sum, pa_sum, people) in reference.items():
+        assert result[f"people_action_{action}"] == people
+        assert result[f"mpjpe_mm_action_{action}"] == pytest.approx(mpjpe_sum / people, abs=1e-3)
+        assert result[f"pa_mpjpe_mm_action_{action}"] == pytest.approx(pa_sum / people, abs=1e-3)
+        assert (result[f"mpjpe_mm_action_{action}_lo"] <= result[f"mpjpe_mm_action_{action}"]
+                <= result[f"mpjpe_mm_action_{action}_hi"])
+    means = {result[f"mpjpe_mm_action_{a}"] for a in reference}
+    assert len(means) == len(reference)  # the actions' errors differ, as they were made to
+
+
+def write_evaluation(root, benchmark: str, model: str, records: list[dict]) -> None:
+    """A model's per-image records and metrics on a synthetic benchmark, under ``root``
+    (``ev/`` and ``metrics/``), as the evaluate stage writes them."""
+    for folder in ("ev", "metrics"):
+        (root / folder / benchmark).mkdir(parents=True, exist_ok=True)
+    (root / "ev" / benchmark / f"{model}.jsonl").write_text(
+        "\n".join(json.dumps(r) for r in records) + "\n")
+    result = {"benchmark": benchmark, "model": model, "body_model": "anny",
+              "dataset_kind": "synthetic", "images": len(records),
+              **summarise(records, 200, 0)}
+    (root / "metrics" / benchmark / f"{model}.json").write_text(json.dumps(result))
+
+
+def write_tables(root, monkeypatch) -> None:
+    """The tables stage on ``root``'s evaluations, into ``root / "r"``."""
+    monkeypatch.setattr(sys, "argv", ["tables", "--metrics", str(root / "metrics"),
+                                      "--evaluations", str(root / "ev"),
+                                      "--out", str(root / "r")])
     tables_main()
+
+
+def test_tables_show_ours_with_intervals_and_paired_differences(tmp_path, monkeypatch):
+    for model, hits in (("baseline", [1, 0, 1, 0, 1, 0, 1, 0]), ("full", [1] * 8)):
+        write_evaluation(tmp_path, "synth_multi", model, [
+            {"key": f"k{i}", "group": "all", "values": {
+                "pck_all": (60.0 * h, 100.0), "pck_matched": (60.0 * h, 100.0),
+                "collision": (float(h), 1.0), "collision_matched": (0.0, 1.0),
+                "depth_order": (float(h), 1.0)}} for i, h in enumerate(hits)])
+    write_tables(tmp_path, monkeypatch)
     table3 = (tmp_path / "r" / "table3.md").read_text()
     assert "paper: Ours full (paper)" in table3 and "69.12" in table3
     assert "ours (synthetic): full (L_P + L_D)" in table3 and "60.0 [60.0, 60.0]" in table3
@@ -159,6 +228,7 @@ def test_tables_show_ours_with_intervals_and_paired_differences(tmp_path, monkey
     assert "synth_multi (8 images)" in table3 and "body model anny" in table3
     for name in ("table1", "table2", "table4", "table5"):
         assert (tmp_path / "r" / f"{name}.csv").is_file()
+    assert "synth_multi" not in (tmp_path / "r" / "actions.md").read_text()  # no actions
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert summary["synth_multi.full.pck_all"] == 60.0
     assert summary["synth_multi.full.pck_all_vs_baseline"] == pytest.approx(30.0)
@@ -187,3 +257,26 @@ def test_scene_figure_marks_interpenetration_in_red():
     assert picture.size == (3 * 80, 2 * 60)
     red = (pixels[..., 0] > 150) & (pixels[..., 1] < 60) & (pixels[..., 2] < 60)
     assert red[:60].any() and not red[60:].any()  # only the colliding row shows red
+
+
+def test_actions_report_compares_each_model_with_the_mean_pose(tmp_path, monkeypatch):
+    # mean pose: 100 mm on the "sit" people and 50 on "stand"; baseline: 60 and 50 (+-1)
+    errors = {"mean_pose": (100.0, 50.0), "baseline": (60.0, 50.0)}
+    for model, (sit, stand) in errors.items():
+        records = []
+        for i in range(12):
+            action, error = ("sit", sit) if i % 2 else ("stand", stand)
+            error += (-1.0) ** (i // 2)
+            records.append({"key": f"k{i}", "group": "all", "values": {
+                "mpjpe": (error, 1.0), "pa_mpjpe": (error, 1.0),
+                f"mpjpe@{action}": (error, 1.0), f"pa_mpjpe@{action}": (error, 1.0)}})
+        write_evaluation(tmp_path, "synth_single", model, records)
+    write_tables(tmp_path, monkeypatch)
+    table = pd.read_csv(tmp_path / "r" / "actions.csv", index_col=0, dtype=str)
+    rows = {name: list(row) for name, row in table.iterrows()}
+    assert list(table.columns) == ["sit", "stand"]
+    assert rows["synth_single: people"] == ["6", "6"]
+    assert rows["synth_single: baseline"][0].startswith("60.0 [")
+    sit, stand = rows["synth_single: Δ baseline − mean pose"]
+    assert sit.startswith("-40.0 [") and sit.endswith("*")  # shown: better on "sit"
+    assert stand.startswith("+0.0 [") and not stand.endswith("*")  # the same on "stand"
