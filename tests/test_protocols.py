@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from model.body import BodyOutput
-from pipelines.evaluation import Protocol, image_values, summarise
+from pipelines.evaluation import Protocol, action_labels, image_values, summarise
 from pipelines.shards import read_shards
 from stages.prepare import prepare
 from tests.real_tree import PREPARE, build_real_tree
@@ -104,6 +104,9 @@ def test_h36m_protocol_frames(tree, options, frames):
         return
     samples = prepared(tree, "h36m_test", **options)
     assert [s["meta"]["frame"] for s in samples] == frames
+    for sample in samples:  # the per-action report's label: the action, take dropped
+        (label,) = action_labels(sample["meta"], 1)
+        assert label and label == sample["meta"]["action"].rstrip("_ 0123456789")
 
 
 def test_panoptic_mean_is_over_sequences_not_people(tree):
