@@ -157,8 +157,8 @@ def image_values(detections: dict[str, torch.Tensor], target: dict[str, torch.Te
     pred, vertices = posed.joints["h36m17"], posed.vertices  # [Q, 17, 3], [Q, V, 3]
     matches = match_people(project(pred, K), project(gt, K), protocol.match_threshold_px)
     values = _pck_and_depth(pred, gt, gt_pck, matches)
-    labels = None if actions is None else [a for a, keep in zip(actions, annotated.tolist(),
-                                                                    strict=True) if keep]
+    labels = None if actions is None else [
+        action for action, has_3d in zip(actions, annotated.tolist(), strict=True) if has_3d]
     values.update(_mpjpe_values(pred, gt, valid, labels))
     confident = (det["scores"] >= protocol.collision_score_threshold).nonzero().flatten()
     matched = [m for m in matches if m is not None]
