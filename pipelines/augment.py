@@ -7,8 +7,10 @@ the official pretraining crops.
   conversion stays exact, the 3D joints and translations are mirrored through x = 0,
   and the body rotations are mirrored joint by joint (:mod:`model.mirror`).
 - :func:`crop_person` cuts the official pretraining crop: a square of 1.2 times the
-  longer side of one person's box, centred on it, resized to 256 x 256. Only that
-  person is annotated in the crop (its box, keypoints, 3D joints, body); the
+  longer side of one person's box, centred on it, resized to 256 x 256. Officially only
+  that person is annotated in the crop (its box, keypoints, 3D joints, body); with
+  ``others`` the other people with at least that share of their box inside the crop
+  stay annotated too (otherwise the detector learns them as background). The
   intrinsics follow the crop, so 3D stays in the original camera frame.
 """
 
@@ -64,9 +66,16 @@ def flip_sample(sample: dict, rotation_mirror: list[int] | None) -> dict:
     return {**sample, "image": sample["image"].flip(-1), "target": target}
 
 
-def crop_person(sample: dict, person: int, size: int = 256, scale: float = 1.2) -> dict:
+def crop_person(sample: dict, person: int, size: int = 256, scale: float = 1.2,
+                others: float | None = None) -> dict:
     """The official single-person crop of ``person``: a ``size x size`` image of the
-    square of side ``scale x max(box w, h)`` centred on its box."""
+    square of side ``scale x max(box w, h)`` centred on its box.
+
+    Args:
+        others: ``None`` (official): only ``person`` is annotated in the crop. A share
+            in (0, 1]: every other person with at least that share of their box's area
+            inside the crop's square stays annotated too (boxes clipped to the crop).
+    """
     target = sample["target"]
     x1, y1, x2, y2 = target["boxes"][person].tolist()
     side = max(round(scale * max(x2 - x1, y2 - y1)), 1)
@@ -75,7 +84,7 @@ def crop_person(sample: dict, person: int, size: int = 256, scale: float = 1.2) 
     image = _window(sample["image"], left, top, side)
     image = F.interpolate(image[None].float(), size=(size, size), mode="bilinear",
                           align_corners=False, antialias=True)[0].round().clamp(0, 255)
-    keep = slice(person, person + 1)
+    keep = _kept_people(target["boxes"], person, (left, top, left + side, top + side), others)
     crop = {"boxes": ((target["boxes"][keep] - torch.tensor([left, top, left, top]))
                       * factor).clamp(0, size),
             "labels": target["labels"][keep],
@@ -88,9 +97,27 @@ def crop_person(sample: dict, person: int, size: int = 256, scale: float = 1.2) 
     for name in ("kp3d", "rotmats", "shape", "transl", "has_body"):
         if name in target:
             crop[name] = target[name][keep]
-    meta = {**sample["meta"], "width": size, "height": size, "num_people": 1,
+    meta = {**sample["meta"], "width": size, "height": size, "num_people": len(keep),
             "has_masks": False, "has_ignore": False, "crop_of": person}
     return {**sample, "image": image.to(torch.uint8), "meta": meta, "target": crop}
+
+
+def _kept_people(boxes: torch.Tensor, person: int, window: tuple[int, int, int, int],
+                 others: float | None) -> torch.Tensor:
+    """Indices of the people annotated in a crop of ``person`` (the square ``window``,
+    x1 y1 x2 y2 in image pixels): ``person``, and with ``others`` every person with at
+    least that share of their box's area inside the window, in their original order."""
+    if others is None:
+        return torch.tensor([person])
+    if not 0 < others <= 1:
+        raise ValueError(f"crop_others must be in (0, 1] or null, got {others}")
+    lower = torch.maximum(boxes[:, :2], torch.tensor(window[:2], dtype=boxes.dtype))
+    upper = torch.minimum(boxes[:, 2:], torch.tensor(window[2:], dtype=boxes.dtype))
+    inside = (upper - lower).clamp(min=0).prod(dim=1)
+    area = (boxes[:, 2:] - boxes[:, :2]).clamp(min=0).prod(dim=1)
+    kept = inside >= others * area.clamp(min=1e-6)
+    kept[person] = True
+    return kept.nonzero()[:, 0]
 
 
 def _window(image: torch.Tensor, left: int, top: int, side: int) -> torch.Tensor:

@@ -56,6 +56,7 @@ class TrainParams:
     colour_noise: float  # per-channel scale in [1 - n, 1 + n]
     flip_probability: float  # horizontal flips (official 0.5)
     crop_scale: float  # pretraining crops: square of this x the box's longer side (official 1.2)
+    crop_others: float | None  # crops also annotate people this much inside (None: official)
     min_box_size: float  # proposals this small or smaller (pixels) supervise nothing (official 5)
     log_every: int
     checkpoint_every: int
@@ -157,7 +158,8 @@ def _augment(sample: dict, common: TrainParams, phase: PhaseParams, rng: np.rand
     if phase.crop_size:
         person = random_person(sample, rng)
         if person is not None:
-            sample = crop_person(sample, person, phase.crop_size, common.crop_scale)
+            sample = crop_person(sample, person, phase.crop_size, common.crop_scale,
+                                 common.crop_others)
     return sample
 
 

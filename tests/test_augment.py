@@ -157,6 +157,89 @@ def test_crop_makes_the_person_fill_the_official_square(samples):
     torch.testing.assert_close(projected, (original - corner) * 256 / side, atol=1e-3, rtol=0)
 
 
+def random_scene(seed: int, people: int = 12, height: int = 240, width: int = 320) -> dict:
+    """A decoded sample with random boxes (some outside the image) and keypoints."""
+    generator = torch.Generator().manual_seed(seed)
+    corner = torch.rand(people, 2, generator=generator) * torch.tensor([width, height]) - 20
+    extent = 10 + torch.rand(people, 2, generator=generator) * 90
+    keypoints = torch.rand(people, 17, 3, generator=generator) * torch.tensor([width, height, 1])
+    keypoints[..., 2] = 2.0
+    target = {"boxes": torch.cat([corner, corner + extent], dim=1),
+              "labels": torch.ones(people, dtype=torch.int64), "keypoints": keypoints,
+              "kp3d": torch.rand(people, 17, 4, generator=generator),
+              "K": torch.tensor([[300.0, 0, width / 2], [0, 300.0, height / 2], [0, 0, 1]])}
+    image = torch.randint(0, 256, (3, height, width), dtype=torch.uint8, generator=generator)
+    return {"key": f"random/{seed}", "image": image, "target": target,
+            "meta": {"width": width, "height": height, "num_people": people}}
+
+
+def kept_by_reference(boxes: list[list[float]], person: int, size: int, scale: float,
+                      others: float) -> list[int]:
+    """The people a crop annotates, one box at a time in plain floats."""
+    x1, y1, x2, y2 = boxes[person]
+    side = max(round(scale * max(x2 - x1, y2 - y1)), 1)
+    left, top = round((x1 + x2) / 2 - side / 2), round((y1 + y2) / 2 - side / 2)
+    kept = []
+    for index, (a1, b1, a2, b2) in enumerate(boxes):
+        width = max(0.0, min(a2, left + side) - max(a1, left))
+        height = max(0.0, min(b2, top + side) - max(b1, top))
+        if index == person or width * height >= others * (a2 - a1) * (b2 - b1):
+            kept.append(index)
+    return kept
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("others", [0.25, 0.6, 1.0])
+def test_crop_keeps_the_people_mostly_inside_it_as_the_reference(seed, others):
+    sample = random_scene(seed)
+    boxes = sample["target"]["boxes"].tolist()
+    for person in range(len(boxes)):
+        crop = crop_person(sample, person, size=128, scale=1.2, others=others)
+        expected = kept_by_reference(boxes, person, 128, 1.2, others)
+        x1, y1, x2, y2 = boxes[person]
+        side = max(round(1.2 * max(x2 - x1, y2 - y1)), 1)
+        corner = torch.tensor([round((x1 + x2) / 2 - side / 2), round((y1 + y2) / 2 - side / 2)])
+        target = crop["target"]
+        assert crop["meta"]["num_people"] == len(expected) == len(target["boxes"])
+        original = sample["target"]["boxes"][expected].view(-1, 2, 2)
+        torch.testing.assert_close(target["boxes"].view(-1, 2, 2),
+                                   ((original - corner) * 128 / side).clamp(0, 128))
+        torch.testing.assert_close(target["kp3d"], sample["target"]["kp3d"][expected])
+        moved = (sample["target"]["keypoints"][expected, :, :2] - corner) * 128 / side
+        torch.testing.assert_close(target["keypoints"][..., :2], moved)
+        inside = ((moved >= 0) & (moved < 128)).all(dim=-1)
+        assert torch.equal(target["keypoints"][..., 2] > 0, inside)
+
+
+def test_crop_others_off_is_the_official_single_person_crop():
+    sample = random_scene(7)
+    official = crop_person(sample, 3, size=128, scale=1.2)
+    assert official["meta"]["num_people"] == 1
+    torch.testing.assert_close(official["target"]["kp3d"], sample["target"]["kp3d"][3:4])
+    with pytest.raises(ValueError, match="crop_others"):
+        crop_person(sample, 3, size=128, scale=1.2, others=0.0)
+
+
+def test_crop_of_a_scene_projects_every_kept_person_consistently(samples):
+    """Real synthetic scenes: the 3D joints of every person a crop keeps project through
+    the crop's intrinsics where the original projection lands in the crop."""
+    others_kept = 0
+    for sample in samples:
+        boxes = sample["target"]["boxes"].tolist()
+        original = project(sample["target"]["kp3d"][..., :3], sample["target"]["K"])
+        for person, (x1, y1, x2, y2) in enumerate(boxes):
+            crop = crop_person(sample, person, size=128, scale=1.2, others=0.25)
+            kept = kept_by_reference(boxes, person, 128, 1.2, 0.25)
+            side = round(1.2 * max(x2 - x1, y2 - y1))
+            corner = torch.tensor([round((x1 + x2) / 2 - side / 2),
+                                   round((y1 + y2) / 2 - side / 2)])
+            projected = project(crop["target"]["kp3d"][..., :3], crop["target"]["K"])
+            torch.testing.assert_close(projected, (original[kept] - corner) * 128 / side,
+                                       atol=1e-3, rtol=0)
+            others_kept += len(kept) - 1
+    assert others_kept > 0  # some crops kept another person
+
+
 @pytest.fixture(scope="module")
 def two_datasets(tmp_path_factory):
     root = tmp_path_factory.mktemp("mix")
