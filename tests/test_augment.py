@@ -151,9 +151,8 @@ def test_crop_makes_the_person_fill_the_official_square(samples):
     kp3d = crop["target"]["kp3d"][0]
     projected = project(kp3d[:, :3], crop["target"]["K"])
     original = project(sample["target"]["kp3d"][person, :, :3], sample["target"]["K"])
-    x1, y1, x2, y2 = sample["target"]["boxes"][person].tolist()
-    side = round(1.2 * max(x2 - x1, y2 - y1))
-    corner = torch.tensor([round((x1 + x2) / 2 - side / 2), round((y1 + y2) / 2 - side / 2)])
+    left, top, side = crop_window(sample["target"]["boxes"][person].tolist(), 1.2)
+    corner = torch.tensor([left, top])
     torch.testing.assert_close(projected, (original - corner) * 256 / side, atol=1e-3, rtol=0)
 
 
@@ -173,12 +172,17 @@ def random_scene(seed: int, people: int = 12, height: int = 240, width: int = 32
             "meta": {"width": width, "height": height, "num_people": people}}
 
 
-def kept_by_reference(boxes: list[list[float]], person: int, size: int, scale: float,
+def crop_window(box: list[float], scale: float) -> tuple[int, int, int]:
+    """``(left, top, side)`` of the official crop square around ``box`` (x1 y1 x2 y2)."""
+    x1, y1, x2, y2 = box
+    side = max(round(scale * max(x2 - x1, y2 - y1)), 1)
+    return round((x1 + x2) / 2 - side / 2), round((y1 + y2) / 2 - side / 2), side
+
+
+def kept_by_reference(boxes: list[list[float]], person: int, scale: float,
                       others: float) -> list[int]:
     """The people a crop annotates, one box at a time in plain floats."""
-    x1, y1, x2, y2 = boxes[person]
-    side = max(round(scale * max(x2 - x1, y2 - y1)), 1)
-    left, top = round((x1 + x2) / 2 - side / 2), round((y1 + y2) / 2 - side / 2)
+    left, top, side = crop_window(boxes[person], scale)
     kept = []
     for index, (a1, b1, a2, b2) in enumerate(boxes):
         width = max(0.0, min(a2, left + side) - max(a1, left))
@@ -195,10 +199,9 @@ def test_crop_keeps_the_people_mostly_inside_it_as_the_reference(seed, others):
     boxes = sample["target"]["boxes"].tolist()
     for person in range(len(boxes)):
         crop = crop_person(sample, person, size=128, scale=1.2, others=others)
-        expected = kept_by_reference(boxes, person, 128, 1.2, others)
-        x1, y1, x2, y2 = boxes[person]
-        side = max(round(1.2 * max(x2 - x1, y2 - y1)), 1)
-        corner = torch.tensor([round((x1 + x2) / 2 - side / 2), round((y1 + y2) / 2 - side / 2)])
+        expected = kept_by_reference(boxes, person, 1.2, others)
+        left, top, side = crop_window(boxes[person], 1.2)
+        corner = torch.tensor([left, top])
         target = crop["target"]
         assert crop["meta"]["num_people"] == len(expected) == len(target["boxes"])
         original = sample["target"]["boxes"][expected].view(-1, 2, 2)
@@ -220,6 +223,15 @@ def test_crop_others_off_is_the_official_single_person_crop():
         crop_person(sample, 3, size=128, scale=1.2, others=0.0)
 
 
+def test_crop_keeps_its_own_person_even_with_an_empty_box():
+    """A zero-height box has no area inside any window; the cropped person stays anyway."""
+    sample = random_scene(8)
+    sample["target"]["boxes"][2, 3] = sample["target"]["boxes"][2, 1]
+    crop = crop_person(sample, 2, size=128, scale=1.2, others=0.25)
+    assert crop["meta"]["crop_of"] == 2
+    assert any(torch.equal(kp3d, sample["target"]["kp3d"][2]) for kp3d in crop["target"]["kp3d"])
+
+
 def test_crop_of_a_scene_projects_every_kept_person_consistently(samples):
     """Real synthetic scenes: the 3D joints of every person a crop keeps project through
     the crop's intrinsics where the original projection lands in the crop."""
@@ -227,12 +239,11 @@ def test_crop_of_a_scene_projects_every_kept_person_consistently(samples):
     for sample in samples:
         boxes = sample["target"]["boxes"].tolist()
         original = project(sample["target"]["kp3d"][..., :3], sample["target"]["K"])
-        for person, (x1, y1, x2, y2) in enumerate(boxes):
+        for person in range(len(boxes)):
             crop = crop_person(sample, person, size=128, scale=1.2, others=0.25)
-            kept = kept_by_reference(boxes, person, 128, 1.2, 0.25)
-            side = round(1.2 * max(x2 - x1, y2 - y1))
-            corner = torch.tensor([round((x1 + x2) / 2 - side / 2),
-                                   round((y1 + y2) / 2 - side / 2)])
+            kept = kept_by_reference(boxes, person, 1.2, 0.25)
+            left, top, side = crop_window(boxes[person], 1.2)
+            corner = torch.tensor([left, top])
             projected = project(crop["target"]["kp3d"][..., :3], crop["target"]["K"])
             torch.testing.assert_close(projected, (original[kept] - corner) * 128 / side,
                                        atol=1e-3, rtol=0)
