@@ -12,11 +12,28 @@ from pathlib import Path
 import pytest
 import yaml
 
+from stages.common import merge_into
 from tests.real_tree import PREPARE, build_real_tree
 from tests.test_pipeline import copy_project, run
 from tests.training_setup import tiny_training_params
 
 TOY = tiny_training_params(iters=2)
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_paper_profile_restores_the_official_values_of_every_cpu_deviation():
+    """The CPU default departs from the official configs in a few settings (README,
+    "Deviations"); merged over it, the profile must bring each one back."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    merge_into(params, yaml.safe_load((ROOT / "profiles" / "paper.yaml").read_text()))
+    losses = params["losses"]
+    assert losses["full"]["depth_order"] == losses["no_collision"]["depth_order"] == 100.0
+    assert losses["full"]["collision"] == losses["no_depth"]["collision"] == 0.01
+    assert losses["no_collision"]["collision"] == losses["no_depth"]["depth_order"] == 0.0
+    common = params["train"]["common"]
+    assert common["crop_others"] is None and common["flip_probability"] == 0.5
+    assert params["model"]["box_nms_thresh"] == 0.5 and params["model"]["precision"] == "fp32"
+    assert params["model"]["backbone"] == "resnet50" and params["model"]["fpn_channels"] == 256
 
 
 def toy_overlay(sources: dict[str, str]) -> dict:
