@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torchvision.ops import box_iou
 
 from model.body import BodyModel, posed_in_camera
 from model.camera import project
@@ -102,6 +103,7 @@ METRICS = {
     "mpjpe_missed_share": ("mpjpe_missed", 100.0),
     "pa_mpjpe_mm": ("pa_mpjpe", 1.0),
     "depth_order_acc": ("depth_order", 100.0),
+    "depth_order_overlap_acc": ("depth_order_overlap", 100.0),  # pairs whose boxes overlap
     "collision_frames": ("collision", None),
     "collision_frames_matched": ("collision_matched", None),
 }
@@ -156,7 +158,8 @@ def image_values(detections: dict[str, torch.Tensor], target: dict[str, torch.Te
     posed = posed_in_camera(body, det["rotmats"], det["shape"], det["transl"])
     pred, vertices = posed.joints["h36m17"], posed.vertices  # [Q, 17, 3], [Q, V, 3]
     matches = match_people(project(pred, K), project(gt, K), protocol.match_threshold_px)
-    values = _pck_and_depth(pred, gt, gt_pck, matches)
+    gt_boxes = target["boxes"][annotated] if "kp3d" in target else target["boxes"][:0]
+    values = _pck_and_depth(pred, gt, gt_pck, matches, gt_boxes)
     labels = None if actions is None else [
         action for action, has_3d in zip(actions, annotated.tolist(), strict=True) if has_3d]
     values.update(_mpjpe_values(pred, gt, valid, labels))
@@ -173,18 +176,25 @@ def image_values(detections: dict[str, torch.Tensor], target: dict[str, torch.Te
 
 
 def _pck_and_depth(pred: torch.Tensor, gt: torch.Tensor, gt_pck: torch.Tensor,
-                   matches: list[int | None]) -> dict[str, tuple[float, float]]:
+                   matches: list[int | None], gt_boxes: torch.Tensor,
+                   ) -> dict[str, tuple[float, float]]:
     pairs = [(p, m) for p, m in enumerate(matches) if m is not None]
     pck = [float(pck3d(pred[m:m + 1], gt_pck[p:p + 1])) for p, m in pairs]
     values = {"pck_all": (sum(pck), float(len(matches))),
               "pck_matched": (sum(pck), float(len(pairs))),
               "matched": (float(len(pairs)), float(len(matches)))}
-    correct = total = 0
+    values["depth_order"] = values["depth_order_overlap"] = (0.0, 0.0)
     if len(pairs) >= 2:
-        people, predictions = zip(*pairs, strict=True)
-        correct, total = depth_order_accuracy(pred[list(predictions), 0, 2],
-                                              gt[list(people), 0, 2])
-    values["depth_order"] = (float(correct), float(total))
+        people, predictions = (list(index) for index in zip(*pairs, strict=True))
+        pred_depth, gt_depth = pred[predictions, 0, 2], gt[people, 0, 2]
+        correct, total = depth_order_accuracy(pred_depth, gt_depth)
+        values["depth_order"] = (float(correct), float(total))
+        # The pairs whose annotated boxes overlap: the only ones a rendering loss sees.
+        overlapping = (box_iou(gt_boxes[people], gt_boxes[people]) > 0).triu(1).nonzero()
+        counts = [depth_order_accuracy(pred_depth[pair], gt_depth[pair])
+                  for pair in overlapping]
+        values["depth_order_overlap"] = (float(sum(c for c, _ in counts)),
+                                         float(sum(t for _, t in counts)))
     return values
 
 

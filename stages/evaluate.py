@@ -156,6 +156,8 @@ def evaluate(model_name: str, benchmark: str, params: dict) -> dict:
               "detections": sum(r["detections"] for r in records),
               "matched_people": int(sum(r["values"]["matched"][0] for r in records)),
               "depth_pairs": int(sum(r["values"]["depth_order"][1] for r in records)),
+              "depth_pairs_overlapping": int(sum(r["values"]["depth_order_overlap"][1]
+                                                 for r in records)),
               **refinement_counts(records),
               **summarise(records, config.bootstrap_replicates, int(params["seed"]))}
     write_json(Path("metrics") / benchmark / f"{model_name}.json", result)

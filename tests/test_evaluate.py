@@ -18,7 +18,7 @@ from stages.evaluate import evaluate_samples, mean_pose_detections
 from stages.prepare import prepare
 from stages.tables import main as tables_main
 from tests.synthetic_params import tiny_params
-from tests.test_protocols import PROTOCOL, JointsBody
+from tests.test_protocols import PROTOCOL, JointsBody, oracle
 
 CONFIG = EvalParams(models=("full",), benchmarks=("synth_multi",), score_threshold=0.05,
                     collision_score_threshold=0.5, match_threshold_px=40.0,
@@ -280,3 +280,39 @@ def test_actions_report_compares_each_model_with_the_mean_pose(tmp_path, monkeyp
     sit, stand = rows["synth_single: Δ baseline − mean pose"]
     assert sit.startswith("-40.0 [") and sit.endswith("*")  # shown: better on "sit"
     assert stand.startswith("+0.0 [") and not stand.endswith("*")  # the same on "stand"
+
+
+def boxes_overlap(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Reference: two xyxy boxes share some area."""
+    return bool(min(a[2], b[2]) > max(a[0], b[0]) and min(a[3], b[3]) > max(a[1], b[1]))
+
+
+def test_depth_order_on_overlapping_pairs_counts_only_pairs_whose_boxes_overlap(samples):
+    """Each annotated person scaled about the camera centre by a random factor (the same
+    image, another depth): the overlapping-pairs accuracy must equal a pair-by-pair count
+    over the pairs whose annotated boxes overlap, and the overall one over every pair."""
+    body, generator = JointsBody(), torch.Generator().manual_seed(5)
+    kinds = {True: [0, 0], False: [0, 0]}  # boxes overlap -> [correct, total]
+    for sample in samples:
+        target = sample["target"]
+        detections = oracle(target)
+        factors = torch.empty(len(target["kp3d"])).uniform_(0.5, 2.0, generator=generator)
+        detections["transl"] = detections["transl"] * factors[:, None]
+        detections["shape"] = detections["shape"] * factors[:, None]
+        values = image_values(detections, target, target["K"], body, PROTOCOL)
+        gt_depth, boxes = target["kp3d"][:, 0, 2], target["boxes"]
+        pred_depth = gt_depth * factors
+        counts = {True: [0, 0], False: [0, 0]}
+        for i in range(len(gt_depth)):
+            for j in range(i + 1, len(gt_depth)):
+                kind = counts[boxes_overlap(boxes[i], boxes[j])]
+                kind[0] += int((pred_depth[i] > pred_depth[j]) == (gt_depth[i] > gt_depth[j]))
+                kind[1] += 1
+        assert values["depth_order_overlap"] == tuple(map(float, counts[True]))
+        assert values["depth_order"] == (float(counts[True][0] + counts[False][0]),
+                                         float(counts[True][1] + counts[False][1]))
+        for overlap in (True, False):
+            kinds[overlap] = [a + b for a, b in zip(kinds[overlap], counts[overlap], strict=True)]
+    # the tiny benchmark has both kinds of pairs, and the scaling got some order wrong
+    assert kinds[True][1] > 0 and kinds[False][1] > 0
+    assert 0 < kinds[True][0] + kinds[False][0] < kinds[True][1] + kinds[False][1]
