@@ -151,15 +151,14 @@ def image_values(detections: dict[str, torch.Tensor], target: dict[str, torch.Te
     keep = detections["scores"] >= protocol.score_threshold
     det = {k: v[keep] for k, v in detections.items()}
     _check_finite(det)
-    kp3d = target.get("kp3d", torch.zeros(0, 17, 4))
+    kp3d = target.get("kp3d", torch.zeros(len(target["boxes"]), 17, 4))  # no 3D: no one
     annotated = kp3d[..., 3].bool().any(dim=-1)
     gt, valid = kp3d[annotated][..., :3], kp3d[annotated][..., 3].bool()  # [P, 17, 3], [P, 17]
     gt_pck = target["kp3d_univ"][annotated][..., :3] if "kp3d_univ" in target else gt
     posed = posed_in_camera(body, det["rotmats"], det["shape"], det["transl"])
     pred, vertices = posed.joints["h36m17"], posed.vertices  # [Q, 17, 3], [Q, V, 3]
     matches = match_people(project(pred, K), project(gt, K), protocol.match_threshold_px)
-    gt_boxes = target["boxes"][annotated] if "kp3d" in target else target["boxes"][:0]
-    values = _pck_and_depth(pred, gt, gt_pck, matches, gt_boxes)
+    values = _pck_and_depth(pred, gt, gt_pck, matches, target["boxes"][annotated])
     labels = None if actions is None else [
         action for action, has_3d in zip(actions, annotated.tolist(), strict=True) if has_3d]
     values.update(_mpjpe_values(pred, gt, valid, labels))
