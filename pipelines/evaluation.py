@@ -24,7 +24,8 @@ Per image:
    official 14 joints.
 7. **Collisions** (Table 4): whether any two predictions scoring at least
    ``collision_score_threshold`` intersect (64³ volumes), and, as a diagnostic, only
-   among the predictions matched to distinct people.
+   among those of them matched to distinct people (so a duplicate of one person does
+   not count, and the diagnostic never counts a frame the Table 4 count leaves out).
 8. **Per action** (a diagnostic): where the benchmark names each person's action
    (:func:`action_labels`), MPJPE and PA-MPJPE again over the people of each action
    (``values["pa_mpjpe@crouch"]``), so a model that predicts one pose whatever the image
@@ -163,13 +164,13 @@ def image_values(detections: dict[str, torch.Tensor], target: dict[str, torch.Te
         action for action, has_3d in zip(actions, annotated.tolist(), strict=True) if has_3d]
     values.update(_mpjpe_values(pred, gt, valid, labels))
     confident = (det["scores"] >= protocol.collision_score_threshold).nonzero().flatten()
-    matched = [m for m in matches if m is not None]
-    # Volumes are pairwise, so one computation over both sets serves both counts.
-    people = sorted(set(confident.tolist()) | set(matched))
-    volumes = collision_volume(vertices[people], body.faces, grid_size=64)
-    slot = {person: k for k, person in enumerate(people)}
-    for key, subset in (("collision", confident.tolist()), ("collision_matched", matched)):
-        index = torch.tensor([slot[p] for p in subset], dtype=torch.long)
+    # Volumes are pairwise, so one computation over the confident detections serves both
+    # counts; the diagnostic keeps those of them matched to distinct people.
+    volumes = collision_volume(vertices[confident], body.faces, grid_size=64)
+    slot = {person: k for k, person in enumerate(confident.tolist())}
+    matched = [slot[m] for m in matches if m in slot]
+    for key, subset in (("collision", list(slot.values())), ("collision_matched", matched)):
+        index = torch.tensor(subset, dtype=torch.long)
         values[key] = (float(count_collisions([volumes[index][:, index]])), 1.0)
     return values
 

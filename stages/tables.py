@@ -209,8 +209,8 @@ def _note(name: str, notes: list[str]) -> str:
     if name == "table4":
         note += (" Collisions: frames with any positive 64^3 intersection volume among the"
                  " detections scoring >= eval.collision_score_threshold. The *_matched_only"
-                 " columns (a diagnostic, ours only) count only predictions matched to"
-                 " distinct annotated people, so duplicate detections of one person do"
+                 " columns (a diagnostic, ours only) count only those detections matched"
+                 " to distinct annotated people, so duplicate detections of one person do"
                  " not count.")
     if name == "table5":
         note += (" Depth order: the share of pairs of matched people whose predicted root"

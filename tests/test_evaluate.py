@@ -316,3 +316,32 @@ def test_depth_order_on_overlapping_pairs_counts_only_pairs_whose_boxes_overlap(
     # the tiny benchmark has both kinds of pairs, and the scaling got some order wrong
     assert kinds[True][1] > 0 and kinds[False][1] > 0
     assert 0 < kinds[True][0] + kinds[False][0] < kinds[True][1] + kinds[False][1]
+
+
+class OverlappingBody(JointsBody):
+    """JointsBody whose tetrahedron is 50 m wide, so any two people intersect."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.corners = self.corners * 2500.0
+
+
+def test_matched_collisions_count_only_confident_detections_of_distinct_people(samples):
+    """The diagnostic is the Table 4 count without duplicates: among the detections
+    scoring at least the collision threshold, those matched to distinct people."""
+    body = OverlappingBody()
+    sample = next(s for s in samples if len(s["target"]["boxes"]) >= 2)
+    target = sample["target"]
+
+    def collisions(detections):
+        values = image_values(detections, target, target["K"], body, PROTOCOL)
+        return values["collision"][0], values["collision_matched"][0]
+
+    everyone = oracle(target)
+    assert collisions(everyone) == (1.0, 1.0)  # all confident, all matched
+    unsure = {**everyone, "scores": torch.tensor([1.0] + [0.3] * (len(everyone["scores"]) - 1))}
+    assert collisions(unsure) == (0.0, 0.0)  # one confident detection cannot collide
+    # a confident duplicate of the first person: it collides, but is matched to no one
+    duplicate = {k: torch.cat([v, v[:1]]) for k, v in unsure.items()}
+    duplicate["scores"][-1] = 1.0
+    assert collisions(duplicate) == (1.0, 0.0)
