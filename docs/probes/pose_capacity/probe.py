@@ -1,0 +1,84 @@
+"""Probe (not part of the pipeline): can a plain network learn pose from the pretraining
+crops within a CPU budget, with no detector and no body model in the way?
+
+A torchvision ResNet-18 (GroupNorm, from scratch, as the default backbone) regresses the
+17 root-relative 3D joints of each crop's person directly (L1), batch 8, RAdam, on the
+`pretrain` phase's own crop stream (params.yaml). Every 500 steps it prints PA-MPJPE (the
+Table 1 joints) on 200 crops drawn with another seed, beside the mean pose of those crops.
+
+    python docs/probes/pose_capacity/probe.py --steps 3000 --size 64 --frame camera
+
+``--frame body`` rotates the targets into each person's body frame (the ground-truth
+global rotation removed), so the network only has to see the articulation.
+Run it in a workspace where `dvc repro` has written the training shards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+import torchvision
+from torch import nn
+
+from ops.metrics import H36M_EVAL_JOINTS, pa_mpjpe
+from pipelines.training import PhaseParams, TrainParams, batches
+from stages.common import read_params, typed
+
+
+def crops_and_joints(stream, size: int, frame: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """One batch of crops (resized to ``size``) and their main person's joints [B, 17, 3]."""
+    images, targets, _ = next(stream)
+    joints = torch.stack([t["kp3d"][0, :, :3] for t in targets])
+    joints = joints - joints[:, :1]
+    if frame == "body":  # row vectors: x R is R^T x
+        joints = joints @ torch.stack([t["rotmats"][0, 0] for t in targets])
+    if size != images.shape[-1]:
+        images = nn.functional.interpolate(images, size=(size, size), mode="bilinear",
+                                           antialias=True)
+    return images, joints
+
+
+def error(predicted: torch.Tensor, joints: torch.Tensor) -> torch.Tensor:
+    return pa_mpjpe(predicted[:, H36M_EVAL_JOINTS], joints[:, H36M_EVAL_JOINTS])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--frame", choices=["camera", "body"], default="camera")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    params = read_params()
+    common = typed(TrainParams, params, "train.common")
+    phase = typed(PhaseParams, params, "train.pretrain")
+    held = batches(common, phase, 12345)
+    test = [crops_and_joints(held, args.size, args.frame) for _ in range(25)]
+    mean = torch.cat([joints for _, joints in test]).mean(dim=0)
+    mean_error = torch.cat([error(mean.expand_as(j), j) for _, j in test]).mean()
+    print(f"mean pose of the held crops: PA-MPJPE {mean_error:.1f} mm", flush=True)
+    network = torchvision.models.resnet18(num_classes=51,
+                                          norm_layer=lambda width: nn.GroupNorm(32, width))
+    optimizer = torch.optim.RAdam(network.parameters(), lr=args.lr, weight_decay=1e-4)
+    stream, start = batches(common, phase, 0), time.perf_counter()
+    for step in range(1, args.steps + 1):
+        images, joints = crops_and_joints(stream, args.size, args.frame)
+        loss = (network(images).view(-1, 17, 3) - joints).abs().mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if step % 500 == 0:
+            network.eval()
+            with torch.no_grad():
+                held_error = torch.cat([error(network(i).view(-1, 17, 3), j)
+                                        for i, j in test]).mean()
+            network.train()
+            print(f"step {step} ({time.perf_counter() - start:.0f} s): train L1 {loss:.4f}, "
+                  f"held PA-MPJPE {held_error:.1f} mm", flush=True)
+
+
+if __name__ == "__main__":
+    main()
