@@ -16,7 +16,10 @@ Per image:
    the official script leaves the others out).
 3. **3DPCK** (Table 3): the official greedy 2D matching, in the original image's
    pixels, then 3DPCK of each matched person; unmatched people score 0 in "All".
-4. **Depth order** (Table 5): over the pairs of matched people, pelvis depths.
+4. **Depth order** (Table 5): over the pairs of matched people, pelvis depths; as
+   diagnostics, over the pairs whose annotated boxes overlap, and the same pairs ordered
+   by the bottom edges of the predicted boxes instead of any depth (the ground-plane
+   cue a model could read from the boxes alone).
 5. **MPJPE** (Table 2, Panoptic protocol): each person against the prediction with the
    nearest root-relative pose, over the joints visible for every annotated person of
    the frame; people with no prediction at all are counted, not dropped.
@@ -105,6 +108,7 @@ METRICS = {
     "pa_mpjpe_mm": ("pa_mpjpe", 1.0),
     "depth_order_acc": ("depth_order", 100.0),
     "depth_order_overlap_acc": ("depth_order_overlap", 100.0),  # pairs whose boxes overlap
+    "depth_order_box_cue_acc": ("depth_order_box_cue", 100.0),  # the same pairs by box bottoms
     "collision_frames": ("collision", None),
     "collision_frames_matched": ("collision_matched", None),
 }
@@ -159,7 +163,8 @@ def image_values(detections: dict[str, torch.Tensor], target: dict[str, torch.Te
     posed = posed_in_camera(body, det["rotmats"], det["shape"], det["transl"])
     pred, vertices = posed.joints["h36m17"], posed.vertices  # [Q, 17, 3], [Q, V, 3]
     matches = match_people(project(pred, K), project(gt, K), protocol.match_threshold_px)
-    values = _pck_and_depth(pred, gt, gt_pck, matches, target["boxes"][annotated])
+    values = _pck_and_depth(pred, gt, gt_pck, matches, target["boxes"][annotated],
+                            det["boxes"])
     labels = None if actions is None else [
         action for action, has_3d in zip(actions, annotated.tolist(), strict=True) if has_3d]
     values.update(_mpjpe_values(pred, gt, valid, labels))
@@ -177,13 +182,14 @@ def image_values(detections: dict[str, torch.Tensor], target: dict[str, torch.Te
 
 def _pck_and_depth(pred: torch.Tensor, gt: torch.Tensor, gt_pck: torch.Tensor,
                    matches: list[int | None], gt_boxes: torch.Tensor,
-                   ) -> dict[str, tuple[float, float]]:
+                   pred_boxes: torch.Tensor) -> dict[str, tuple[float, float]]:
     pairs = [(p, m) for p, m in enumerate(matches) if m is not None]
     pck = [float(pck3d(pred[m:m + 1], gt_pck[p:p + 1])) for p, m in pairs]
     values = {"pck_all": (sum(pck), float(len(matches))),
               "pck_matched": (sum(pck), float(len(pairs))),
               "matched": (float(len(pairs)), float(len(matches)))}
-    values["depth_order"] = values["depth_order_overlap"] = (0.0, 0.0)
+    for key in ("depth_order", "depth_order_overlap", "depth_order_box_cue"):
+        values[key] = (0.0, 0.0)
     if len(pairs) >= 2:
         people, predictions = (list(index) for index in zip(*pairs, strict=True))
         pred_depth, gt_depth = pred[predictions, 0, 2], gt[people, 0, 2]
@@ -195,6 +201,10 @@ def _pck_and_depth(pred: torch.Tensor, gt: torch.Tensor, gt_pck: torch.Tensor,
                   for pair in overlapping]
         values["depth_order_overlap"] = (float(sum(c for c, _ in counts)),
                                          float(sum(t for _, t in counts)))
+        # The same pairs ordered by no network depth at all: the lower a predicted box
+        # ends in the image, the nearer (people on one ground), as a reference.
+        correct, total = depth_order_accuracy(-pred_boxes[predictions, 3], gt_depth)
+        values["depth_order_box_cue"] = (float(correct), float(total))
     return values
 
 

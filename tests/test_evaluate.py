@@ -345,3 +345,27 @@ def test_matched_collisions_count_only_confident_detections_of_distinct_people(s
     duplicate = {k: torch.cat([v, v[:1]]) for k, v in unsure.items()}
     duplicate["scores"][-1] = 1.0
     assert collisions(duplicate) == (1.0, 0.0)
+
+
+def test_box_cue_orders_the_matched_pairs_by_the_predicted_boxes_bottom_edges(samples):
+    """With true depths but randomly moved predicted boxes (matching uses the joints, not
+    the boxes), the box-cue accuracy must equal a pair-by-pair count of "the box that
+    ends lower is nearer" over the same pairs, and the depth accuracy stays perfect."""
+    body, generator = JointsBody(), torch.Generator().manual_seed(7)
+    correct = total = 0
+    for sample in samples:
+        target = sample["target"]
+        detections = oracle(target)
+        shift = torch.empty(len(target["boxes"])).uniform_(-60.0, 60.0, generator=generator)
+        detections["boxes"] = target["boxes"] + shift[:, None]
+        values = image_values(detections, target, target["K"], body, PROTOCOL)
+        depth, bottom = target["kp3d"][:, 0, 2], detections["boxes"][:, 3]
+        counts = [0, 0]
+        for i in range(len(depth)):
+            for j in range(i + 1, len(depth)):
+                counts[0] += int((bottom[i] > bottom[j]) == (depth[i] < depth[j]))
+                counts[1] += 1
+        assert values["depth_order_box_cue"] == tuple(map(float, counts))
+        assert values["depth_order"] == (float(counts[1]), float(counts[1]))
+        correct, total = correct + counts[0], total + counts[1]
+    assert 0 < correct < total  # the moved boxes got some pairs wrong, not all
