@@ -64,8 +64,8 @@ from ops.metrics import (
 )
 
 __all__ = ["EvalParams", "Protocol", "PredictionError", "image_values", "summarise", "METRICS",
-           "GROUPED", "BY_ACTION", "action_labels", "metric_replicates", "flat", "write_records",
-           "read_records", "detection_summary"]
+           "GROUPED", "BY_ACTION", "action_labels", "annotated_kp3d", "metric_replicates",
+           "flat", "write_records", "read_records", "detection_summary"]
 
 
 @dataclass(frozen=True)
@@ -133,6 +133,12 @@ def action_labels(meta: dict, people: int) -> list[str] | None:
     return None
 
 
+def annotated_kp3d(target: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The target's ``kp3d [P, 17, 4]``; without 3D annotations (PoseTrack), one row per
+    box with every joint invalid, so nobody counts as annotated in 3D."""
+    return target.get("kp3d", torch.zeros(len(target["boxes"]), 17, 4))
+
+
 def _check_finite(detections: dict[str, torch.Tensor]) -> None:
     for name, value in detections.items():
         if not torch.isfinite(value).all():
@@ -156,7 +162,7 @@ def image_values(detections: dict[str, torch.Tensor], target: dict[str, torch.Te
     keep = detections["scores"] >= protocol.score_threshold
     det = {k: v[keep] for k, v in detections.items()}
     _check_finite(det)
-    kp3d = target.get("kp3d", torch.zeros(len(target["boxes"]), 17, 4))  # no 3D: no one
+    kp3d = annotated_kp3d(target)
     annotated = kp3d[..., 3].bool().any(dim=-1)
     gt, valid = kp3d[annotated][..., :3], kp3d[annotated][..., 3].bool()  # [P, 17, 3], [P, 17]
     gt_pck = target["kp3d_univ"][annotated][..., :3] if "kp3d_univ" in target else gt

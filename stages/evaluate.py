@@ -36,6 +36,7 @@ from pipelines.evaluation import (
     PredictionError,
     Protocol,
     action_labels,
+    annotated_kp3d,
     image_values,
     summarise,
     write_records,
@@ -60,7 +61,7 @@ def load_predictor(name: str, body: BodyModel) -> torch.nn.Module | dict:
 
 def mean_pose_detections(reference: dict, target: dict) -> dict[str, torch.Tensor]:
     """The reference's pose and shape at each annotated person's true pelvis."""
-    kp3d = target.get("kp3d", torch.zeros(len(target["boxes"]), 17, 4))  # no 3D: no one
+    kp3d = annotated_kp3d(target)
     present = kp3d[:, 0, 3] > 0
     people = int(present.sum())
     return {"boxes": target["boxes"][present], "scores": torch.ones(people),
