@@ -186,9 +186,11 @@ class SMPLCriterion(nn.Module):
 
 
 def _reduce(name: str, per_image: list[torch.Tensor]) -> torch.Tensor:
-    """Mean over the batch's images; the collision loss is summed over the images of the
-    *global* batch, as the official ``loss_sdf`` (each DDP rank scales its sum by the
-    number of ranks, whose gradients DDP averages)."""
+    """Mean over the batch's images; the collision loss is summed over the images, as the
+    official ``loss_sdf``, but over the *global* batch (each DDP rank scales its sum by
+    the number of ranks, whose gradients DDP averages), so N processes equal one with the
+    same global batch. The official code summed over each GPU's images only (README,
+    deviations)."""
     values = torch.stack(per_image)
     if name not in SUMMED:
         return values.mean()

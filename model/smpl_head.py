@@ -68,7 +68,7 @@ class SMPLHead(nn.Module):
             nn.Linear(channels + num_params, 1024), nn.ReLU(inplace=True), nn.Dropout(dropout),
             nn.Linear(1024, 1024), nn.ReLU(inplace=True), nn.Dropout(dropout),
             nn.Linear(1024, num_params))
-        nn.init.xavier_uniform_(self.regressor[-1].weight, gain=0.01)
+        nn.init.xavier_uniform_(self.regressor[-1].weight, gain=0.1)  # official
         nn.init.zeros_(self.regressor[-1].bias)
         rotations = torch.eye(3).repeat(num_joints, 1, 1)
         rotations[0] = FACING_CAMERA

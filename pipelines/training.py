@@ -6,9 +6,12 @@
   official single-person crop (:mod:`pipelines.augment`), then letterboxed with the
   official colour noise.
 - **Optimisers.** RAdam for the detector. A separate RAdam trains the discriminator
-  on the ``adv_*`` losses. The learning rate warms up linearly from a third over
-  ``warmup_iters`` and then stays constant (official schedule). Gradient norms are
-  clipped.
+  on the ``adv_*`` losses. Both decay the weights directly (``p -= lr * wd * p``, the
+  official RAdam's decoupled weight decay, not an L2 term that Adam's normalisation
+  would rescale). The detector's learning rate warms up linearly from a third over
+  ``warmup_iters`` and then stays constant; the discriminator's stays constant
+  (official schedule: the warm-up hook drives the detector's optimiser only). Gradient
+  norms are clipped.
 - **Bad steps.** A step with a non-finite loss is skipped and counted. The run fails
   when more than ``max_bad_steps`` happen in a row.
 - **Checkpoints.** Model, optimisers, step and random states are written atomically
@@ -38,6 +41,7 @@ from pipelines.shards import SHARDS
 from pipelines.transforms import collate, to_network_input
 
 __all__ = ["TrainParams", "PhaseParams", "batches", "on_device", "Checkpointer", "lr_factor",
+           "build_optimizers", "set_learning_rates",
            "setup_distributed", "split_losses", "config_hash"]
 
 
@@ -168,6 +172,25 @@ def lr_factor(step: int, warmup_iters: int) -> float:
     if warmup_iters <= 0 or step >= warmup_iters:
         return 1.0
     return 1 / 3 + (2 / 3) * step / warmup_iters
+
+
+def build_optimizers(network: torch.nn.Module, discriminator: torch.nn.Module, lr: float,
+                     discriminator_lr: float, weight_decay: float) -> list[torch.optim.Optimizer]:
+    """[detector's RAdam, discriminator's RAdam], both with decoupled weight decay (as the
+    official RAdam: the decay is applied to the weights, not added to the gradient)."""
+    return [torch.optim.RAdam(module.parameters(), lr=rate, weight_decay=weight_decay,
+                              decoupled_weight_decay=True)
+            for module, rate in ((network, lr), (discriminator, discriminator_lr))]
+
+
+def set_learning_rates(optimizers: list[torch.optim.Optimizer], base_lrs: list[float],
+                       step: int, warmup_iters: int) -> None:
+    """The detector's (first) optimiser warms up (:func:`lr_factor`); the others keep
+    their base rate."""
+    for index, (optimizer, base) in enumerate(zip(optimizers, base_lrs, strict=True)):
+        factor = lr_factor(step, warmup_iters) if index == 0 else 1.0
+        for group in optimizer.param_groups:
+            group["lr"] = base * factor
 
 
 def split_losses(losses: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

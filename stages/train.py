@@ -46,9 +46,10 @@ from pipelines.training import (
     PhaseParams,
     TrainParams,
     batches,
+    build_optimizers,
     config_hash,
-    lr_factor,
     on_device,
+    set_learning_rates,
     setup_distributed,
     split_losses,
 )
@@ -109,10 +110,8 @@ def run(params: dict, phase_name: str, variant: str | None) -> None:
         state = read_model(f"models/{previous}/model.pt")
         network.load_state_dict(state["network"])
         discriminator.load_state_dict(state["discriminator"])
-    optimizers = [torch.optim.RAdam(network.parameters(), lr=phase.lr,
-                                    weight_decay=common.weight_decay),
-                  torch.optim.RAdam(discriminator.parameters(), lr=common.discriminator_lr,
-                                    weight_decay=common.weight_decay)]
+    optimizers = build_optimizers(network, discriminator, phase.lr, common.discriminator_lr,
+                                  common.weight_decay)
     # The number of iterations is left out, so a longer run resumes a shorter one.
     checkpoints = Checkpointer(Path("checkpoints") / name,
                                config_hash(common, {**asdict(phase), "iters": None},
@@ -169,9 +168,7 @@ def loop(session: Session, data: Iterator[tuple], common: TrainParams, phase: Ph
     for step in progress:
         images, targets, _ = next(data)
         images, targets = on_device(images, targets, device)
-        for optimizer, base in zip(session.optimizers, session.base_lrs, strict=True):
-            for group in optimizer.param_groups:
-                group["lr"] = base * lr_factor(step, common.warmup_iters)
+        set_learning_rates(session.optimizers, session.base_lrs, step, common.warmup_iters)
         detector_losses, branch = session.forward(images, targets)
         losses = {**detector_losses,
                   **session.criterion(branch, targets, tuple(images.shape[-2:]))}

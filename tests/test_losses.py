@@ -15,7 +15,7 @@ from model.losses import (
     scene_losses,
     select_per_person,
 )
-from pipelines.training import lr_factor, split_losses
+from pipelines.training import build_optimizers, lr_factor, set_learning_rates, split_losses
 
 
 def test_keypoint_2d_loss_is_box_normalised_and_weighted(rng):
@@ -148,3 +148,31 @@ def test_npz_prior_reads_axis_angle_or_rotmats_and_checks_sizes(tmp_path):
         build_prior(str(tmp_path / "missing.npz"), 0, 24, 10, 0.2)
     synthetic = build_prior("synthetic", 0, 20, 6, 0.2)
     assert isinstance(synthetic, SyntheticPrior) and synthetic.child_fraction == 0.2
+
+
+def test_weight_decay_is_applied_to_the_weights_as_the_official_radam():
+    """With no gradient, the official RAdam shrinks each weight by ``lr * wd`` of itself
+    per step (``p -= lr * wd * p``); an L2 term added to the gradient would instead be
+    normalised by Adam into steps of about ``lr`` whatever the weight's size."""
+    network, discriminator = torch.nn.Linear(2, 1, bias=False), torch.nn.Linear(2, 1)
+    start = torch.tensor([[1.0, 0.01]])
+    with torch.no_grad():
+        network.weight.copy_(start)
+    detector_optimizer, _ = build_optimizers(network, discriminator, lr=1e-2,
+                                             discriminator_lr=1e-3, weight_decay=1e-1)
+    for _ in range(100):
+        network.weight.grad = torch.zeros_like(network.weight)
+        detector_optimizer.step()
+    expected = start * (1 - 1e-2 * 1e-1) ** 100
+    torch.testing.assert_close(network.weight.detach(), expected, rtol=1e-5, atol=0)
+
+
+def test_only_the_detector_learning_rate_warms_up():
+    network, discriminator = torch.nn.Linear(2, 1), torch.nn.Linear(2, 1)
+    optimizers = build_optimizers(network, discriminator, 3e-4, 1e-4, 1e-4)
+    set_learning_rates(optimizers, [3e-4, 1e-4], step=0, warmup_iters=30)
+    assert optimizers[0].param_groups[0]["lr"] == pytest.approx(1e-4)
+    assert optimizers[1].param_groups[0]["lr"] == pytest.approx(1e-4)
+    set_learning_rates(optimizers, [3e-4, 1e-4], step=30, warmup_iters=30)
+    assert optimizers[0].param_groups[0]["lr"] == pytest.approx(3e-4)
+
