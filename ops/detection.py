@@ -11,6 +11,10 @@ The computation follows pycocotools' ``COCOeval`` for one category and all areas
    of those at higher recall), and read at the 101 recall thresholds 0, 0.01 ... 1
    (0 where the recall is never reached); AP is their mean.
 
+Regions marked as holding unannotated people (PoseTrack's ignore regions) act as
+pycocotools' crowd annotations: a detection matched to no person that has at least half
+its area inside them is left out, neither true nor false (:func:`ignored_detections`).
+
 A bootstrap replicate weights each image by how often it is drawn, so its detections'
 counts and its ground-truth people are weighted alike (:func:`ap_replicates`). A test
 checks the point value against pycocotools itself.
@@ -22,7 +26,7 @@ import numpy as np
 import torch
 from torchvision.ops import box_iou
 
-__all__ = ["match_detections", "average_precision", "ap_replicates"]
+__all__ = ["match_detections", "ignored_detections", "average_precision", "ap_replicates"]
 
 RECALL_THRESHOLDS = np.linspace(0.0, 1.0, 101)
 
@@ -45,6 +49,26 @@ def match_detections(boxes: torch.Tensor, scores: torch.Tensor, gt_boxes: torch.
         if candidates[best] >= threshold:
             taken[best], tp[d] = True, True
     return tp
+
+
+def ignored_detections(boxes: torch.Tensor, ignore: torch.Tensor,
+                       threshold: float = 0.5) -> np.ndarray:
+    """``[D]`` bool: at least ``threshold`` of each box's area lies in the ``ignore``
+    regions (``[H, W]`` bool pixels), pycocotools' crowd rule (intersection over the
+    detection's area), counted on the pixels whose centres the box contains."""
+    if len(boxes) == 0:
+        return np.zeros(0, dtype=bool)
+    height, width = ignore.shape
+    inside = np.zeros((height + 1, width + 1))  # summed-area table
+    inside[1:, 1:] = ignore.numpy().astype(float).cumsum(0).cumsum(1)
+    # pixel i (centre i + 0.5) lies in [a, b) when ceil(a - 0.5) <= i < ceil(b - 0.5)
+    edges = np.ceil(boxes.double().numpy() - 0.5).astype(int)
+    x1, y1, x2, y2 = (edges[:, k] for k in range(4))
+    area = np.maximum((x2 - x1) * (y2 - y1), 1)
+    x1, x2 = np.clip(x1, 0, width), np.clip(x2, 0, width)
+    y1, y2 = np.clip(y1, 0, height), np.clip(y2, 0, height)
+    covered = inside[y2, x2] - inside[y1, x2] - inside[y2, x1] + inside[y1, x1]
+    return covered >= threshold * area
 
 
 def _curve_ap(tp_sum: np.ndarray, fp_sum: np.ndarray, positives: float) -> float:

@@ -71,13 +71,16 @@ def _root_centred(points: torch.Tensor) -> torch.Tensor:
     return points - points[:, :1]
 
 
-def mpjpe(pred: torch.Tensor, gt: torch.Tensor, visible: torch.Tensor | None = None
-          ) -> torch.Tensor:
+def mpjpe(pred: torch.Tensor, gt: torch.Tensor, visible: torch.Tensor | None = None,
+          scored: torch.Tensor | None = None) -> torch.Tensor:
     """``pred, gt [N, J, 3]`` -> ``[N]`` mm, both centred on joint 0.
-    ``visible [N, J]`` (0/1) zeroes invisible joints but keeps them in the mean."""
+    ``visible [N, J]`` (0/1) zeroes invisible joints but keeps them in the mean (the
+    official Panoptic rule); ``scored [J]`` (bool) limits the mean to those joints."""
     error = (_root_centred(pred) - _root_centred(gt)).norm(dim=-1) * 1000.0  # [N, J]
     if visible is not None:
         error = error * visible
+    if scored is not None:
+        error = error[:, scored]
     return error.mean(dim=-1)
 
 

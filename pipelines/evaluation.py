@@ -216,16 +216,27 @@ def _pck_and_depth(pred: torch.Tensor, gt: torch.Tensor, gt_pck: torch.Tensor,
 
 def _mpjpe_values(pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor,
                   actions: list[str] | None) -> dict[str, tuple[float, float]]:
-    visible = valid.all(dim=0).to(gt.dtype)  # joints visible for every annotated person
+    # Matching compares the joints every annotated person has (official); each person's
+    # error counts their own invisible joints as 0 (official), and leaves out of the mean
+    # the joints nobody in the frame has (Panoptic's spine and head top, which the
+    # dataset never provides; the official code filled them from an SMPL fit).
+    visible = valid.all(dim=0).to(gt.dtype)
+    scored = valid.any(dim=0)
     errors: dict[int, tuple[float, float]] = {}  # person -> (MPJPE, PA-MPJPE)
     for person in range(gt.shape[0]):
         nearest = nearest_pose(pred, gt[person], visible)
         if nearest is None:
             continue
+        # PA-MPJPE: the best detection where one person is annotated (the official
+        # Human3.6M rule); among several people, the one matched to this person, so
+        # nobody is scored against someone else's prediction.
+        candidates = pred if gt.shape[0] == 1 else pred[nearest:nearest + 1]
         joints = [j for j in H36M_EVAL_JOINTS if valid[person, j]]
-        candidates = pa_mpjpe(pred[:, joints], gt[person, joints].expand(len(pred), -1, -1))
-        errors[person] = (float(mpjpe(pred[nearest:nearest + 1], gt[person:person + 1],
-                                      visible[None])), float(candidates.min()))
+        aligned = pa_mpjpe(candidates[:, joints],
+                           gt[person, joints].expand(len(candidates), -1, -1))
+        own = valid[person:person + 1].to(gt.dtype)
+        errors[person] = (float(mpjpe(pred[nearest:nearest + 1], gt[person:person + 1], own,
+                                      scored)), float(aligned.min()))
     values = {"mpjpe": (sum(e[0] for e in errors.values()), float(len(errors))),
               "mpjpe_missed": (float(gt.shape[0] - len(errors)), float(gt.shape[0])),
               "pa_mpjpe": (sum(e[1] for e in errors.values()), float(len(errors)))}
@@ -254,16 +265,19 @@ def metric_replicates(records: list[dict], weights: np.ndarray, metric: str,
     numerator = np.array([p[0] for p in pairs])
     denominator = np.array([p[1] for p in pairs])
     groups = np.array([r["group"] for r in records])
-    factor = float(len(records)) if scale is None else scale
     everything = np.ones((1, len(records)))
     if group == "mean":
+        if scale is None:
+            raise ValueError(f"{metric} is a count: it has no mean over groups")
         point = group_mean(everything, numerator, denominator, groups)[0]
-        return point * factor, group_mean(weights, numerator, denominator, groups) * factor
+        return point * scale, group_mean(weights, numerator, denominator, groups) * scale
     if group is not None:
         chosen = groups == group
         numerator, denominator = numerator * chosen, denominator * chosen
+    if scale is None:  # a count over the (chosen) images, each drawn as often as weighted
+        return float(numerator.sum()), weights @ numerator
     point = ratio(everything, numerator, denominator)[0]
-    return point * factor, ratio(weights, numerator, denominator) * factor
+    return point * scale, ratio(weights, numerator, denominator) * scale
 
 
 def summarise(records: list[dict], replicates: int, seed: int) -> dict[str, float]:

@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from model.body import BodyModel
 from model.io import load_network, read_model
-from ops.detection import match_detections
+from ops.detection import ignored_detections, match_detections
 from pipelines.evaluation import (
     EvalParams,
     PredictionError,
@@ -85,7 +85,7 @@ def evaluate_sample(sample: dict, model: torch.nn.Module | dict, body: BodyModel
     network_input = to_network_input(sample, *size)
     original_K = sample["target"]["K"]
     if isinstance(model, dict):
-        detections = mean_pose_detections(model, sample["target"])
+        detections = mean_pose_detections(model, network_input["target"])  # boxes as ours
     else:
         detections = model(network_input["image"][None],
                            intrinsics=[network_input["target"]["K"]])[0]
@@ -97,8 +97,11 @@ def evaluate_sample(sample: dict, model: torch.nn.Module | dict, body: BodyModel
     actions = None if kp3d is None else action_labels(sample["meta"], len(kp3d))
     values = image_values(detections, sample["target"], original_K, body, protocol, actions)
     kept = detections["scores"] >= config.score_threshold
-    scores = detections["scores"][kept]
-    tp = match_detections(detections["boxes"][kept], scores, network_input["target"]["boxes"])
+    boxes, scores = detections["boxes"][kept], detections["scores"][kept]
+    tp = match_detections(boxes, scores, network_input["target"]["boxes"])
+    if "ignore" in network_input["target"]:  # unannotated people: neither true nor false
+        counted = tp | ~ignored_detections(boxes, network_input["target"]["ignore"])
+        scores, tp = scores[torch.from_numpy(counted)], tp[counted]
     meta = sample["meta"]
     refined = {} if steps is None else {"refine_steps": int(steps)}
     return {**refined, "key": sample["key"],

@@ -98,3 +98,18 @@ def test_metric_replicates_of_one_group_ignore_the_others():
     with np.errstate(invalid="ignore"):
         expected = 100 * weights[:, 0] / (weights[:, 0] + weights[:, 1])  # image 2 is in y
     np.testing.assert_allclose(draws, expected)
+
+
+def test_a_groups_frame_count_is_the_count_of_its_own_frames():
+    """Frames with a collision in group x: 2 of its 3 images, whatever group y holds;
+    each replicate counts the drawn copies of x's colliding frames (slow loop)."""
+    data = records([(1.0, 1.0), (1.0, 1.0), (0.0, 1.0), (1.0, 1.0)], ["x", "x", "x", "y"])
+    weights = replicate_weights(4, 50, seed=1)
+    point, draws = metric_replicates(data, weights, "collision_frames", "x")
+    assert point == 2.0
+    expected = [sum(row[i] for i in (0, 1)) for row in weights]
+    np.testing.assert_array_equal(draws, expected)
+    point, _ = metric_replicates(data, weights, "collision_frames")
+    assert point == 3.0
+    with pytest.raises(ValueError, match="count"):
+        metric_replicates(data, weights, "collision_frames", "mean")

@@ -12,7 +12,12 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from ops.bootstrap import replicate_weights
-from ops.detection import ap_replicates, average_precision, match_detections
+from ops.detection import (
+    ap_replicates,
+    average_precision,
+    ignored_detections,
+    match_detections,
+)
 
 
 def random_scene(rng: np.random.Generator, images: int = 15):
@@ -39,16 +44,18 @@ def random_scene(rng: np.random.Generator, images: int = 15):
     return scenes
 
 
-def coco_ap50(scenes) -> float:
-    """The reference: pycocotools on the same boxes."""
+def coco_ap50(scenes, crowds=None) -> float:
+    """The reference: pycocotools on the same boxes (``crowds``: per image, boxes of
+    regions with unannotated people, given to pycocotools as crowd annotations)."""
     images, annotations, results = [], [], []
     for index, (gt, detections, scores) in enumerate(scenes, start=1):
         images.append({"id": index, "width": 400, "height": 400})
-        for box in gt:
+        regions = crowds[index - 1] if crowds else []
+        for box, crowd in [(box, 0) for box in gt] + [(box, 1) for box in regions]:
             annotations.append({"id": len(annotations) + 1, "image_id": index, "category_id": 1,
                                 "bbox": [box[0], box[1], box[2] - box[0], box[3] - box[1]],
                                 "area": float((box[2] - box[0]) * (box[3] - box[1])),
-                                "iscrowd": 0})
+                                "iscrowd": crowd})
         for box, score in zip(detections, scores, strict=True):
             results.append({"image_id": index, "category_id": 1, "score": float(score),
                             "bbox": [box[0], box[1], box[2] - box[0], box[3] - box[1]]})
@@ -71,6 +78,37 @@ def ours(scenes):
         images.append((scores, tp))
         counts.append(len(gt))
     return images, np.array(counts, dtype=float)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_ignore_regions_act_as_pycocotools_crowds(seed):
+    """Whole-pixel boxes (so the pixel count is the exact area) and one or two ignore
+    rectangles per image: detections matched to nobody and at least half inside them
+    drop out, as pycocotools treats crowd annotations; some detections are put there."""
+    rng = np.random.default_rng(100 + seed)
+    scenes, crowds, images, counts = [], [], [], []
+    for gt, detections, scores in random_scene(rng):
+        regions = []
+        for _ in range(rng.integers(1, 3)):
+            x, y = rng.integers(0, 300, 2)
+            regions.append([x, y, x + rng.integers(30, 90), y + rng.integers(30, 90)])
+        inside = [[r[0] + 5, r[1] + 5, r[0] + 35, r[1] + 45] for r in regions]
+        detections = np.round(np.concatenate([detections.reshape(-1, 4), inside]))
+        scores = np.concatenate([scores, np.round(rng.uniform(0.05, 1, len(inside)), 2)])
+        gt = np.round(gt)
+        scenes.append((gt, detections, scores))
+        crowds.append(regions)
+        mask = torch.zeros(400, 400, dtype=torch.bool)
+        for x1, y1, x2, y2 in regions:
+            mask[y1:y2, x1:x2] = True
+        boxes = torch.tensor(detections)
+        tp = match_detections(boxes, torch.tensor(scores), torch.tensor(gt))
+        counted = tp | ~ignored_detections(boxes, mask)
+        images.append((scores[counted], tp[counted]))
+        counts.append(len(gt))
+    ours_ap = average_precision(images, np.array(counts, dtype=float))
+    assert ours_ap == pytest.approx(coco_ap50(scenes, crowds), abs=1e-9)
+    assert ours_ap != pytest.approx(coco_ap50(scenes), abs=1e-6)  # the regions matter
 
 
 @pytest.mark.parametrize("seed", range(5))

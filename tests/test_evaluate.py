@@ -369,3 +369,37 @@ def test_box_cue_orders_the_matched_pairs_by_the_predicted_boxes_bottom_edges(sa
         assert values["depth_order"] == (float(counts[1]), float(counts[1]))
         correct, total = correct + counts[0], total + counts[1]
     assert 0 < correct < total  # the moved boxes got some pairs wrong, not all
+
+
+def test_each_persons_error_counts_their_own_invisible_joints_only():
+    """The official Panoptic rule: people are matched on the joints every person has,
+    but each person's error is zeroed only at their *own* invisible joints (a joint
+    another person lacks still counts); a joint nobody in the frame has (Panoptic's
+    spine and head top) leaves the mean."""
+    gt = torch.randn(2, 17, 3, generator=torch.Generator().manual_seed(0)) * 0.3
+    pred = gt.clone()
+    pred[0, 16, 0] += 0.15  # person 0's joint 16 is 150 mm off
+    valid = torch.ones(2, 17, dtype=torch.bool)
+    valid[1, 16] = False  # person 1 lacks joint 16: person 0's error there still counts
+    values = evaluation._mpjpe_values(pred, gt, valid, None)
+    assert values["mpjpe"] == pytest.approx((150 / 17, 2.0), abs=1e-3)
+    valid[:, 7] = False  # nobody has joint 7
+    values = evaluation._mpjpe_values(pred, gt, valid, None)
+    assert values["mpjpe"] == pytest.approx((150 / 16, 2.0), abs=1e-3)
+
+
+def test_pa_mpjpe_among_several_people_uses_each_persons_own_match():
+    """Two people, one detection each: person 1's pose is predicted badly, and person
+    0's detection happens to fit person 1 after alignment (a scaled copy). PA-MPJPE
+    must score person 1 against their own match, not the best of all detections."""
+    gt = torch.randn(2, 17, 3, generator=torch.Generator().manual_seed(1)) * 0.3
+    gt[1] = gt[0] * 1.3 + 2.0  # the same pose, larger and elsewhere
+    pred = gt.clone()
+    pred[1, 1:] += torch.randn(16, 3, generator=torch.Generator().manual_seed(2)) * 0.1
+    valid = torch.ones(2, 17, dtype=torch.bool)
+    values = evaluation._mpjpe_values(pred, gt, valid, None)
+    own = float(pa_mpjpe(pred[1:, list(H36M_EVAL_JOINTS)], gt[1:, list(H36M_EVAL_JOINTS)]))
+    assert own > 20
+    assert values["pa_mpjpe"] == pytest.approx((own, 2.0), abs=1e-3)
+    one = evaluation._mpjpe_values(pred, gt[1:], valid[1:], None)  # one person: the best
+    assert one["pa_mpjpe"][0] == pytest.approx(0.0, abs=1e-3)

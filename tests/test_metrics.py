@@ -1,5 +1,6 @@
 """Metrics on hand-made cases with known answers."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -42,6 +43,30 @@ def test_pa_mpjpe_removes_rotation_scale_translation(rng):
                                                                     dtype=torch.float64)
     assert pa_mpjpe(pred, gt).abs().max() < 1e-6
     assert mpjpe(pred, gt).min() > 10  # without alignment it is far off
+
+
+def umeyama_error_mm(pred: np.ndarray, gt: np.ndarray) -> float:
+    """The slow reference: Umeyama's least-squares similarity (rotation without
+    reflection, scale, translation) from ``pred`` onto ``gt`` ``[J, 3]``, then the mean
+    joint distance in mm."""
+    mean_pred, mean_gt = pred.mean(0), gt.mean(0)
+    x, y = pred - mean_pred, gt - mean_gt
+    u, d, vt = np.linalg.svd(y.T @ x / len(x))
+    sign = np.eye(3)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        sign[2, 2] = -1.0
+    rotation = u @ sign @ vt
+    scale = np.trace(np.diag(d) @ sign) / (x ** 2).sum(1).mean()
+    aligned = scale * x @ rotation.T + mean_gt
+    return float(np.linalg.norm(aligned - gt, axis=1).mean() * 1000.0)
+
+
+def test_pa_mpjpe_equals_umeyama_on_random_poses(rng):
+    gt = skeleton(rng, n=20)
+    pred = gt + torch.randn(20, 17, 3, generator=rng, dtype=torch.float64) * 0.05
+    pred[::2] = -pred[::2]  # some need a reflection the rotation must not make
+    expected = [umeyama_error_mm(p.numpy(), g.numpy()) for p, g in zip(pred, gt, strict=True)]
+    np.testing.assert_allclose(pa_mpjpe(pred, gt).numpy(), expected, rtol=1e-9)
 
 
 def test_pck_counts_joints_within_150mm_after_bone_rescaling(rng):
@@ -147,6 +172,15 @@ def test_greedy_2d_matching():
     pred[2] += torch.tensor([130.0, 95.0])  # also near person 0, but worse... and equal count
     pred[2, :10] += 100  # only 7 joints close
     assert match_people(pred, gt) == [1, 0, None]
+
+
+def test_a_prediction_serves_one_person_and_ties_go_to_the_lower_index():
+    gt = torch.zeros(2, 17, 2) + torch.tensor([100.0, 100.0])  # two people, one place
+    pred = torch.zeros(1, 17, 2) + torch.tensor([105.0, 100.0])
+    assert match_people(pred, gt) == [0, None]
+    pred = torch.zeros(2, 17, 2) + torch.tensor([105.0, 100.0])  # equally good
+    assert match_people(pred, gt[:1]) == [0]
+    assert match_people(pred, gt) == [0, 1]
 
 
 def test_depth_order_accuracy_over_all_pairs():
