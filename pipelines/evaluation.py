@@ -17,14 +17,16 @@ Per image:
 3. **3DPCK** (Table 3): the official greedy 2D matching, in the original image's
    pixels, then 3DPCK of each matched person; unmatched people score 0 in "All".
 4. **Depth order** (Table 5): over the pairs of matched people, pelvis depths; as
-   diagnostics, over the pairs whose annotated boxes overlap, and the same pairs ordered
-   by the bottom edges of the predicted boxes instead of any depth (the ground-plane
-   cue a model could read from the boxes alone).
+   diagnostics, over the pairs whose annotated boxes overlap, and over all the matched
+   pairs again ordered by the bottom edges of the predicted boxes instead of any depth
+   (the ground-plane cue a model could read from the boxes alone).
 5. **MPJPE** (Table 2, Panoptic protocol): each person against the prediction with the
-   nearest root-relative pose, over the joints visible for every annotated person of
-   the frame; people with no prediction at all are counted, not dropped.
-6. **PA-MPJPE** (Table 1, H36M protocol): the best prediction per person, on the
-   official 14 joints.
+   nearest root-relative pose over the joints visible for every annotated person of
+   the frame; the person's own invisible joints count 0, joints nobody in the frame has
+   leave the mean; people with no prediction at all are counted, not dropped.
+6. **PA-MPJPE** (Table 1, H36M protocol): on the official 14 joints, the best
+   prediction where one person is annotated; among several, the person's own match
+   (the nearest pose, as MPJPE).
 7. **Collisions** (Table 4): whether any two predictions scoring at least
    ``collision_score_threshold`` intersect (64³ volumes), and, as a diagnostic, only
    among those of them matched to distinct people (so a duplicate of one person does
@@ -65,7 +67,7 @@ from ops.metrics import (
 
 __all__ = ["EvalParams", "Protocol", "PredictionError", "image_values", "summarise", "METRICS",
            "GROUPED", "BY_ACTION", "action_labels", "annotated_kp3d", "metric_replicates",
-           "flat", "write_records", "read_records", "detection_summary"]
+           "flat", "write_records", "read_records", "detection_inputs", "detection_summary"]
 
 
 @dataclass(frozen=True)
@@ -108,7 +110,7 @@ METRICS = {
     "pa_mpjpe_mm": ("pa_mpjpe", 1.0),
     "depth_order_acc": ("depth_order", 100.0),
     "depth_order_overlap_acc": ("depth_order_overlap", 100.0),  # pairs whose boxes overlap
-    "depth_order_box_cue_acc": ("depth_order_box_cue", 100.0),  # the same pairs by box bottoms
+    "depth_order_box_cue_acc": ("depth_order_box_cue", 100.0),  # its pairs, by box bottoms
     "collision_frames": ("collision", None),
     "collision_frames_matched": ("collision_matched", None),
 }
@@ -311,14 +313,21 @@ def summarise(records: list[dict], replicates: int, seed: int) -> dict[str, floa
     return result
 
 
+def detection_inputs(records: list[dict]) -> tuple[list[tuple[np.ndarray, np.ndarray]],
+                                                   np.ndarray]:
+    """The records' detections as :mod:`ops.detection` takes them: per image
+    ``(scores, tp)``, and each image's number of annotated people."""
+    images = [(np.array(r["detection"]["scores"], dtype=float),
+               np.array(r["detection"]["tp"], dtype=bool)) for r in records]
+    return images, np.array([r["detection"]["gt"] for r in records], dtype=float)
+
+
 def detection_summary(records: list[dict], weights: np.ndarray) -> dict[str, float]:
     """``ap50`` (%, COCO-style, :mod:`ops.detection`) with its bootstrap bounds, when the
     records carry their detections."""
     if not records or any("detection" not in r for r in records):
         return {}
-    images = [(np.array(r["detection"]["scores"], dtype=float),
-               np.array(r["detection"]["tp"], dtype=bool)) for r in records]
-    counts = np.array([r["detection"]["gt"] for r in records], dtype=float)
+    images, counts = detection_inputs(records)
     point = average_precision(images, counts)
     if not np.isfinite(point):
         return {}

@@ -11,13 +11,7 @@ import numpy as np
 
 from ops.bootstrap import replicate_weights
 from ops.detection import ap_replicates, average_precision
-from pipelines.evaluation import read_records
-
-
-def detections(records: list[dict]) -> tuple[list, np.ndarray]:
-    images = [(np.array(r["detection"]["scores"], float), np.array(r["detection"]["tp"], bool))
-              for r in records]
-    return images, np.array([r["detection"]["gt"] for r in records], float)
+from pipelines.evaluation import detection_inputs, read_records
 
 
 def main() -> None:
@@ -25,7 +19,7 @@ def main() -> None:
     a, b = ({r["key"]: r for r in read_records(path)} for path in (a_path, b_path))
     keys = sorted(set(a) & set(b))
     weights = replicate_weights(len(keys), 2000, 0)
-    a_images, b_images = detections([a[k] for k in keys]), detections([b[k] for k in keys])
+    a_images, b_images = (detection_inputs([r[k] for k in keys]) for r in (a, b))
     points = [100 * average_precision(*images) for images in (a_images, b_images)]
     draws = 100 * (ap_replicates(*a_images, weights) - ap_replicates(*b_images, weights))
     low, high = np.percentile(draws, [2.5, 97.5])

@@ -12,7 +12,7 @@ import sys
 
 import numpy as np
 import torch
-from torchvision.ops import box_iou
+from torchvision.ops import box_area, box_iou
 
 from model.io import load_network
 from pipelines.shards import SHARDS, read_shards
@@ -40,8 +40,8 @@ def false_positives(network, sample) -> tuple[int, list[tuple[float, float, floa
             true_positives += 1
             continue
         j = int(overlap[k].argmax())
-        area = lambda b: (b[2] - b[0]) * (b[3] - b[1])  # noqa: E731
-        false.append((float(overlap[k, j]), float(area(boxes[k]) / area(people[j])),
+        false.append((float(overlap[k, j]), float(box_area(boxes[k:k + 1]) /
+                                                  box_area(people[j:j + 1])),
                        float(scores[k]), bool(overlap[k, j] >= 0.5)))
     return true_positives, false
 
