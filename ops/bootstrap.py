@@ -9,9 +9,11 @@ models evaluated on the same images are resampled *together* (a paired interval 
 their difference).
 
 A replicate is a weight vector (how often each image was drawn), so a ratio over a
-replicate is ``(w @ numerator) / (w @ denominator)``. Intervals are percentile
-intervals. A metric averaged over groups (Table 2's mean over sequences) is the mean of
-the per-group ratios within each replicate.
+replicate is ``(w @ numerator) / (w @ denominator)``. Frames of one video are not
+independent draws: given each image's *block* (a stretch of one video), whole blocks are
+drawn instead, and every image weighs what its block does (a block bootstrap).
+Intervals are percentile intervals. A metric averaged over groups (Table 2's mean over
+sequences) is the mean of the per-group ratios within each replicate.
 """
 
 from __future__ import annotations
@@ -36,11 +38,31 @@ class Interval:
         return Interval(self.value * factor, self.low * factor, self.high * factor)
 
 
-def replicate_weights(images: int, replicates: int, seed: int) -> np.ndarray:
-    """``[replicates, images]``: how often each image is drawn in each replicate."""
+def replicate_weights(images: int, replicates: int, seed: int,
+                      blocks: np.ndarray | None = None) -> np.ndarray:
+    """``[replicates, images]``: how often each image is drawn in each replicate.
+
+    Args:
+        blocks: optional ``[images]`` label of each image's block (integers or strings,
+            e.g. a video and a stretch of its frames). Then the
+            blocks are drawn with replacement (as many draws as there are blocks) and each
+            image weighs what its block does; images sharing a label move together.
+    """
+    if blocks is None:
+        return _draw_counts(images, replicates, seed)
+    blocks = np.asarray(blocks)
+    if blocks.shape != (images,):
+        raise ValueError(f"blocks must label each of the {images} images, got shape "
+                         f"{list(blocks.shape)}")
+    labels, block_of_image = np.unique(blocks, return_inverse=True)
+    return _draw_counts(len(labels), replicates, seed)[:, block_of_image]
+
+
+def _draw_counts(units: int, replicates: int, seed: int) -> np.ndarray:
+    """``[replicates, units]``: ``units`` draws with replacement per replicate, counted."""
     rng = np.random.default_rng(seed)
-    draws = rng.integers(0, images, size=(replicates, images))
-    weights = np.zeros((replicates, images))
+    draws = rng.integers(0, units, size=(replicates, units))
+    weights = np.zeros((replicates, units))
     np.add.at(weights, (np.arange(replicates)[:, None], draws), 1.0)
     return weights
 

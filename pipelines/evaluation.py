@@ -6,7 +6,8 @@ protocol of :mod:`ops.metrics` and returns, per metric, a numerator and a denomi
 there: an image either yields all its values or raises, so a failed image leaves no
 trace in the metrics (the stage counts it once). :func:`summarise` turns the images'
 values into each metric (the ratio of sums) with its bootstrap interval
-(:mod:`ops.bootstrap`).
+(:mod:`ops.bootstrap`). Frames of a video are resampled in blocks
+(:func:`resampling_block`), other images one by one.
 
 Per image:
 
@@ -67,7 +68,8 @@ from ops.metrics import (
 
 __all__ = ["EvalParams", "Protocol", "PredictionError", "image_values", "summarise", "METRICS",
            "GROUPED", "BY_ACTION", "action_labels", "annotated_kp3d", "metric_replicates",
-           "flat", "write_records", "read_records", "detection_inputs", "detection_summary"]
+           "flat", "write_records", "read_records", "detection_inputs", "detection_summary",
+           "resampling_block", "record_weights"]
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,7 @@ class EvalParams:
     match_threshold_px: float  # MuPoTS 2D matching threshold (official 40 px)
     synthetic_match_focal: float  # synthetic images: threshold x f / this (same angle)
     bootstrap_replicates: int  # resamples of the images for the intervals
+    bootstrap_block_frames: int  # video benchmarks: frames per resampled block
     max_failed_fraction: float
     stands_for: dict[str, str]  # benchmark -> the paper benchmark (h36m, panoptic, mupots,
     #                             posetrack) whose tables it feeds
@@ -133,6 +136,30 @@ def action_labels(meta: dict, people: int) -> list[str] | None:
     if "action" in meta:
         return [re.sub(r"[ _]\d+$", "", str(meta["action"]))] * people
     return None
+
+
+def resampling_block(meta: dict, block_frames: int) -> str | None:
+    """The stretch of video an image is resampled with, or ``None`` for an image that
+    stands alone (every synthetic image).
+
+    Neighbouring frames of a video show nearly the same people in nearly the same poses,
+    so the bootstrap draws them together: a block is ``block_frames`` consecutive frames
+    (the readers' original frame numbers) of one video, all its cameras included, as
+    they film the same moment. The video is the reader's ``sequence`` (Panoptic,
+    MuPoTS, PoseTrack) or Human3.6M's subject and action. (PoseTrack's frame numbers
+    are its global ``frame_id``s, the video then the frame in the last four digits, so
+    a block still holds consecutive frames.)"""
+    if "sequence" in meta:
+        video = str(meta["sequence"])
+    elif "subject" in meta and "action" in meta:
+        video = f"{meta['subject']}/{meta['action']}"
+    else:
+        return None
+    if "frame" not in meta:
+        return video
+    if block_frames < 1:
+        raise ValueError(f"bootstrap_block_frames must be at least 1, got {block_frames}")
+    return f"{video}#{int(meta['frame']) // block_frames}"
 
 
 def annotated_kp3d(target: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -282,6 +309,17 @@ def metric_replicates(records: list[dict], weights: np.ndarray, metric: str,
     return point * scale, ratio(weights, numerator, denominator) * scale
 
 
+def record_weights(records: list[dict], replicates: int, seed: int) -> np.ndarray:
+    """``[replicates, len(records)]`` bootstrap weights of the records: blocks of video
+    frames drawn together (each record's ``block``), every other image on its own."""
+    labels = [r.get("block") for r in records]
+    if all(label is None for label in labels):
+        return replicate_weights(len(records), replicates, seed)
+    labels = [f"image {r['key']}" if label is None else f"block {label}"
+              for r, label in zip(records, labels, strict=True)]
+    return replicate_weights(len(records), replicates, seed, np.array(labels))
+
+
 def summarise(records: list[dict], replicates: int, seed: int) -> dict[str, float]:
     """Flat metrics with ``_lo``/``_hi`` bootstrap bounds (95 %), per-group values of
     :data:`GROUPED` and their mean over groups (``<metric>_group_mean``), and per-action
@@ -289,7 +327,7 @@ def summarise(records: list[dict], replicates: int, seed: int) -> dict[str, floa
     action's people scored (``people_action_<action>``)."""
     if not records:
         return {}
-    weights = replicate_weights(len(records), replicates, seed)
+    weights = record_weights(records, replicates, seed)
     groups = sorted({r["group"] for r in records})
     wanted = [(metric, None, None, metric) for metric in METRICS]
     for metric in GROUPED:

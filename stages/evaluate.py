@@ -38,6 +38,7 @@ from pipelines.evaluation import (
     action_labels,
     annotated_kp3d,
     image_values,
+    resampling_block,
     summarise,
     write_records,
 )
@@ -103,8 +104,11 @@ def evaluate_sample(sample: dict, model: torch.nn.Module | dict, body: BodyModel
         counted = tp | ~ignored_detections(boxes, network_input["target"]["ignore"])
         scores, tp = scores[torch.from_numpy(counted)], tp[counted]
     meta = sample["meta"]
-    refined = {} if steps is None else {"refine_steps": int(steps)}
-    return {**refined, "key": sample["key"],
+    extra = {} if steps is None else {"refine_steps": int(steps)}
+    block = resampling_block(meta, config.bootstrap_block_frames)
+    if block is not None:  # frames of one video: resampled together
+        extra["block"] = block
+    return {**extra, "key": sample["key"],
             "group": str(meta.get("layout", meta.get("sequence", "all"))),
             "people": int(len(sample["target"]["boxes"]) if "kp3d" not in sample["target"]
                           else (sample["target"]["kp3d"][..., 3] > 0).any(-1).sum()),

@@ -37,8 +37,8 @@ import numpy as np
 import yaml
 from scipy import stats
 
-from ops.bootstrap import Interval, interval, paired, replicate_weights
-from pipelines.evaluation import metric_replicates, read_records
+from ops.bootstrap import Interval, interval, paired
+from pipelines.evaluation import metric_replicates, read_records, record_weights
 from stages.common import read_params, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,7 +73,7 @@ def seed_spread(per_seed_records: dict[int, list[dict]], baseline: list[dict], m
     if not keys:
         raise ValueError(f"replicate: no image evaluated by every seed and the baseline "
                          f"({metric})")
-    weights = replicate_weights(len(keys), replicates, seed)
+    weights = record_weights([reference[k] for k in keys], replicates, seed)
     base_point, base_draws = metric_replicates([reference[k] for k in keys], weights, metric)
     seeds = sorted(by_key)
     per_seed, draws = [], []

@@ -24,8 +24,14 @@ import pandas as pd
 import yaml
 
 from model.io import load_network
-from ops.bootstrap import Interval, paired, replicate_weights
-from pipelines.evaluation import METRICS, EvalParams, metric_replicates, read_records
+from ops.bootstrap import Interval, paired
+from pipelines.evaluation import (
+    METRICS,
+    EvalParams,
+    metric_replicates,
+    read_records,
+    record_weights,
+)
 from pipelines.figures import comparison_figures
 from pipelines.shards import SHARDS, read_shards
 from pipelines.training import TrainParams
@@ -124,7 +130,7 @@ def paired_difference(evaluations: Path, benchmark: str, model: str, metric: str
         if not matching:
             return None
         group = matching[0]
-    weights = replicate_weights(len(keys), replicates, seed)
+    weights = record_weights([ours[k] for k in keys], replicates, seed)
     a_point, a_draws = metric_replicates([ours[k] for k in keys], weights, metric, group,
                                          action)
     b_point, b_draws = metric_replicates([theirs[k] for k in keys], weights, metric, group,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ops.bootstrap import group_mean, interval, paired, ratio, replicate_weights
-from pipelines.evaluation import metric_replicates, summarise
+from pipelines.evaluation import metric_replicates, record_weights, resampling_block, summarise
 
 
 def records(values: list[tuple[float, float]], groups: list[str] | None = None) -> list[dict]:
@@ -113,3 +113,79 @@ def test_a_groups_frame_count_is_the_count_of_its_own_frames():
     assert point == 3.0
     with pytest.raises(ValueError, match="count"):
         metric_replicates(data, weights, "collision_frames", "mean")
+
+
+def test_block_replicates_match_a_slow_loop():
+    """Whole blocks are drawn (as many draws as blocks, in sorted label order), and every
+    image weighs its block's count."""
+    blocks = np.array(["b", "a", "b", "c", "a", "a", "d"])
+    weights = replicate_weights(7, 300, seed=5, blocks=blocks)
+    labels = sorted(set(blocks))
+    draws = np.random.default_rng(5).integers(0, len(labels), size=(300, len(labels)))
+    slow = np.array([[list(row).count(labels.index(b)) for b in blocks] for row in draws])
+    np.testing.assert_array_equal(weights, slow)
+    with pytest.raises(ValueError, match="each of the 7 images"):
+        replicate_weights(7, 10, seed=0, blocks=blocks[:5])
+
+
+def test_blocks_of_single_images_are_the_image_bootstrap():
+    weights = replicate_weights(12, 100, seed=3, blocks=np.arange(12))
+    np.testing.assert_array_equal(weights, replicate_weights(12, 100, seed=3))
+
+
+def test_block_interval_sees_what_correlated_frames_hide():
+    """40 videos of 50 frames, each video with its own offset: resampling frames one by one
+    treats 2,000 near-copies as independent and gives an interval far narrower than the
+    spread of the videos' means, which resampling whole videos recovers."""
+    rng = np.random.default_rng(0)
+    offsets = rng.normal(0.0, 3.0, 40)
+    values = np.repeat(offsets, 50) + rng.normal(0.0, 0.5, 2000)
+    videos = np.repeat(np.arange(40), 50)
+    by_image = interval(values.mean(), ratio(replicate_weights(2000, 2000, 0), values,
+                                             np.ones(2000)))
+    by_video = interval(values.mean(), ratio(replicate_weights(2000, 2000, 0, videos), values,
+                                             np.ones(2000)))
+    half_width = 1.96 * offsets.std(ddof=1) / np.sqrt(40)  # normal theory over videos
+    assert (by_video.high - by_video.low) / 2 == pytest.approx(half_width, rel=0.2)
+    assert (by_image.high - by_image.low) < 0.25 * (by_video.high - by_video.low)
+
+
+@pytest.mark.parametrize(("meta", "block"), [
+    ({"sequence": "160422_haggling1", "camera": "00_16", "frame": 1234}, "160422_haggling1#12"),
+    ({"sequence": "160422_haggling1", "camera": "00_30", "frame": 1299}, "160422_haggling1#12"),
+    ({"sequence": "TS3", "frame": 99}, "TS3#0"),
+    ({"sequence": "TS3", "frame": 100}, "TS3#1"),
+    ({"subject": "S9", "action": "Directions_1", "camera": "S9_60457274", "frame": 250},
+     "S9/Directions_1#2"),
+    ({"sequence": "017"}, "017"),
+    ({"layout": "scatter", "activities": ["stand"]}, None),
+])
+def test_resampling_blocks_follow_videos_not_cameras(meta, block):
+    assert resampling_block(meta, 100) == block
+
+
+def test_record_weights_draw_blocks_and_lone_images():
+    data = records([(1.0, 1.0)] * 5)
+    np.testing.assert_array_equal(record_weights(data, 50, 0), replicate_weights(5, 50, 0))
+    for record, block in zip(data, ["v#0", "v#0", None, "w#0", "v#0"], strict=True):
+        if block is not None:
+            record["block"] = block
+    weights = record_weights(data, 200, 0)
+    assert (weights[:, 0] == weights[:, 1]).all() and (weights[:, 0] == weights[:, 4]).all()
+    assert not (weights[:, 0] == weights[:, 2]).all()  # the lone image moves on its own
+    assert weights[:, 0].max() <= 3  # three units (v, w, the lone image), three draws
+
+
+def test_summary_intervals_widen_when_frames_are_blocked():
+    rng = np.random.default_rng(2)
+    offsets = np.repeat(rng.normal(0.0, 0.3, 10), 20)
+    data = records([(float(np.clip(0.5 + o + rng.normal(0, 0.05), 0, 1)), 1.0)
+                    for o in offsets])
+    by_image = summarise(data, replicates=500, seed=0)
+    for i, record in enumerate(data):
+        record["block"] = f"video{i // 20}#0"
+    by_video = summarise(data, replicates=500, seed=0)
+    assert by_video["pck_all"] == by_image["pck_all"]
+    width = {name: r["pck_all_hi"] - r["pck_all_lo"] for name, r in
+             (("image", by_image), ("video", by_video))}
+    assert width["video"] > 2 * width["image"]

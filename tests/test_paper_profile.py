@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pipelines.evaluation import read_records
 from stages.common import merge_into
 from tests.real_tree import PREPARE, build_real_tree
 from tests.test_pipeline import copy_project, run
@@ -94,6 +95,8 @@ def test_paper_profile_runs_end_to_end_with_real_benchmarks(tmp_path):
     for benchmark in ("h36m_p2", "panoptic", "mupots", "posetrack_val"):
         result = json.loads((project / "metrics" / benchmark / "full.json").read_text())
         assert result["dataset_kind"] == "real" and result["failed_images"] == 0
+        records = read_records(project / "evaluations" / benchmark / "full.jsonl")
+        assert all(r["block"] for r in records)  # video frames: block-resampled
     tables = {n: (project / f"reports/table{n}.md").read_text() for n in range(1, 6)}
     for number, table in tables.items():
         real = [line for line in table.splitlines() if line.startswith("| ours (real)")]

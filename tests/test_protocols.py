@@ -12,7 +12,13 @@ import pytest
 import torch
 
 from model.body import BodyOutput
-from pipelines.evaluation import Protocol, action_labels, image_values, summarise
+from pipelines.evaluation import (
+    Protocol,
+    action_labels,
+    image_values,
+    resampling_block,
+    summarise,
+)
 from pipelines.shards import read_shards
 from stages.prepare import prepare
 from tests.real_tree import PREPARE, build_real_tree
@@ -154,3 +160,22 @@ def test_posetrack_is_scored_for_collisions_only(tree):
                           PROTOCOL)
     assert values["collision"] == (0.0, 1.0)
     assert values["pck_all"] == (0.0, 0.0) and values["mpjpe"] == (0.0, 0.0)
+
+
+@pytest.mark.parametrize(("name", "options", "video"), [
+    ("h36m_test", {"subjects": ["S1", "S8"], "cameras": ["54138969", "55011271"],
+                   "frame_step": 5}, lambda meta: f"{meta['subject']}/{meta['action']}"),
+    ("panoptic", {"frame_list": "frames.txt"}, lambda meta: meta["sequence"]),
+    ("mupots", {"sequences": ["TS1", "TS2"], "limit": None}, lambda meta: meta["sequence"]),
+    ("posetrack_val", {}, lambda meta: meta["sequence"]),
+])
+def test_every_video_benchmarks_frames_are_resampled_in_blocks_of_their_video(
+        tree, name, options, video):
+    """The real benchmarks' samples carry what the block bootstrap needs: a video and a
+    frame number, so neighbouring frames (and cameras of one moment) share a block."""
+    samples = prepared(tree, name, **options)
+    for sample in samples:
+        meta = sample["meta"]
+        assert resampling_block(meta, 100) == f"{video(meta)}#{meta['frame'] // 100}"
+    assert len({resampling_block(s["meta"], 10**9) for s in samples}) == len(
+        {video(s["meta"]) for s in samples})
