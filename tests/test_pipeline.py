@@ -94,3 +94,22 @@ def test_checkpoint_identity_hashes_the_code_dvc_reruns_training_for():
         stage = stages[name].get("do", stages[name])
         code = [dep for dep in stage["deps"] if not dep.startswith(("data/", "models/"))]
         assert sorted(code) == sorted(CODE), name
+
+
+def test_training_code_dependencies_cover_every_module_training_imports():
+    """The training stages list only some of ops/ (so an evaluation fix does not re-run
+    training): every module of this project that a training run imports, the scene
+    losses included, must be under one of them, or DVC would miss a change to it."""
+    from pipelines.training import CODE
+
+    script = ("import sys, stages.train, model.losses, model.smpl_criterion\n"
+              "print('\\n'.join(getattr(m, '__file__', None) or '' for m in "
+              "list(sys.modules.values())))")
+    files = subprocess.run([sys.executable, "-c", script], cwd=ROOT, check=True, text=True,
+                           capture_output=True).stdout.split()
+    ours = {Path(f).resolve().relative_to(ROOT).as_posix() for f in files
+            if Path(f).resolve().is_relative_to(ROOT) and ".venv" not in Path(f).parts}
+    needed = {f for f in ours if f.startswith(("ops/", "model/"))}
+    assert "ops/sdf.py" in needed and "ops/bootstrap.py" not in needed
+    missing = [f for f in needed if not any(f == c or f.startswith(c + "/") for c in CODE)]
+    assert not missing
