@@ -3,7 +3,10 @@ crops within a CPU budget, with no detector and no body model in the way?
 
 A torchvision ResNet-18 (GroupNorm, from scratch, as the default backbone) regresses the
 17 root-relative 3D joints of each crop's person directly (L1), batch 8, RAdam, on the
-`pretrain` phase's own crop stream (params.yaml). Every 500 steps it prints PA-MPJPE (the
+`pretrain` phase's own crop stream (params.yaml), with the official crops (only the
+cropped person annotated, ``crop_others: null``): with ``crop_others`` the crop's
+people keep their scene order, and target 0 is often somebody else, which an earlier
+version of this probe regressed by mistake. Every 500 steps it prints PA-MPJPE (the
 Table 1 joints) on 200 crops drawn with another seed, beside the mean pose of those crops.
 
     python docs/probes/pose_capacity/probe.py --steps 3000 --size 64 --frame camera
@@ -16,6 +19,7 @@ Run it in a workspace where `dvc repro` has written the training shards.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
 import torch
@@ -28,8 +32,10 @@ from stages.common import read_params, typed
 
 
 def crops_and_joints(stream, size: int, frame: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """One batch of crops (resized to ``size``) and their main person's joints [B, 17, 3]."""
+    """One batch of crops (resized to ``size``) and their person's joints [B, 17, 3]."""
     images, targets, _ = next(stream)
+    if any(len(t["kp3d"]) != 1 for t in targets):
+        raise ValueError("expected the official crops, one annotated person each")
     joints = torch.stack([t["kp3d"][0, :, :3] for t in targets])
     joints = joints - joints[:, :1]
     if frame == "body":  # row vectors: x R is R^T x
@@ -53,7 +59,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(0)
     params = read_params()
-    common = typed(TrainParams, params, "train.common")
+    common = dataclasses.replace(typed(TrainParams, params, "train.common"), crop_others=None)
     phase = typed(PhaseParams, params, "train.pretrain")
     held = batches(common, phase, 12345)
     test = [crops_and_joints(held, args.size, args.frame) for _ in range(25)]
