@@ -44,9 +44,9 @@ def replicate_weights(images: int, replicates: int, seed: int,
 
     Args:
         blocks: optional ``[images]`` label of each image's block (integers or strings,
-            e.g. a video and a stretch of its frames). Then the
-            blocks are drawn with replacement (as many draws as there are blocks) and each
-            image weighs what its block does; images sharing a label move together.
+            e.g. a video and a stretch of its frames). Then the blocks are drawn with
+            replacement (as many draws as there are blocks) and each image weighs what
+            its block does: images sharing a label move together.
     """
     if blocks is None:
         return _draw_counts(images, replicates, seed)
