@@ -15,13 +15,12 @@ Run it in a workspace where `dvc repro` has written the training shards.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import itertools
 import time
 
 import numpy as np
 import torch
-import torchvision
+from probe import official_crops, resnet18_from_scratch  # this folder's joint-regression probe
 from torch import nn
 
 from pipelines.mixture import mixture
@@ -29,7 +28,6 @@ from pipelines.shards import SHARDS
 from pipelines.synthetic.poses import ACTIVITIES
 from pipelines.training import PhaseParams, TrainParams, _augment
 from pipelines.transforms import to_network_input
-from stages.common import read_params, typed
 
 SIZE = 64
 
@@ -59,16 +57,13 @@ def main() -> None:
     parser.add_argument("--norm", choices=["gn", "bn"], default="gn")
     args = parser.parse_args()
     torch.manual_seed(0)
-    params = read_params()
-    common = dataclasses.replace(typed(TrainParams, params, "train.common"), crop_others=None)
-    phase = typed(PhaseParams, params, "train.pretrain")
+    common, phase = official_crops()
     held = crops_and_activities(common, phase, 12345)
     test = [next(held) for _ in range(25)]
     counts = torch.bincount(torch.cat([labels for _, labels in test]), minlength=len(ACTIVITIES))
     print(f"held crops per activity {dict(zip(ACTIVITIES, counts.tolist(), strict=True))}; "
           f"always the most common: accuracy {counts.max() / counts.sum():.3f}", flush=True)
-    norm = (lambda width: nn.GroupNorm(32, width)) if args.norm == "gn" else nn.BatchNorm2d
-    network = torchvision.models.resnet18(num_classes=len(ACTIVITIES), norm_layer=norm)
+    network = resnet18_from_scratch(len(ACTIVITIES), args.norm)
     optimizer = torch.optim.RAdam(network.parameters(), lr=1e-3, weight_decay=1e-4)
     stream, start = crops_and_activities(common, phase, 0), time.perf_counter()
     for step in range(1, args.steps + 1):

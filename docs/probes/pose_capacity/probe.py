@@ -31,6 +31,22 @@ from pipelines.training import PhaseParams, TrainParams, batches
 from stages.common import read_params, typed
 
 
+def official_crops() -> tuple[TrainParams, PhaseParams]:
+    """The pretraining phase's crop stream settings with the official crops: only the
+    cropped person annotated (``crop_others`` keeps a crop's people in scene order, so
+    target 0 would often be somebody else)."""
+    params = read_params()
+    common = dataclasses.replace(typed(TrainParams, params, "train.common"), crop_others=None)
+    return common, typed(PhaseParams, params, "train.pretrain")
+
+
+def resnet18_from_scratch(outputs: int, norm: str = "gn") -> nn.Module:
+    """A torchvision ResNet-18 with fresh weights, GroupNorm (as the default backbone) or
+    BatchNorm (``norm="bn"``)."""
+    layer = (lambda width: nn.GroupNorm(32, width)) if norm == "gn" else nn.BatchNorm2d
+    return torchvision.models.resnet18(num_classes=outputs, norm_layer=layer)
+
+
 def crops_and_joints(stream, size: int, frame: str) -> tuple[torch.Tensor, torch.Tensor]:
     """One batch of crops (resized to ``size``) and their person's joints [B, 17, 3]."""
     images, targets, _ = next(stream)
@@ -58,16 +74,13 @@ def main() -> None:
     parser.add_argument("--frame", choices=["camera", "body"], default="camera")
     args = parser.parse_args()
     torch.manual_seed(0)
-    params = read_params()
-    common = dataclasses.replace(typed(TrainParams, params, "train.common"), crop_others=None)
-    phase = typed(PhaseParams, params, "train.pretrain")
+    common, phase = official_crops()
     held = batches(common, phase, 12345)
     test = [crops_and_joints(held, args.size, args.frame) for _ in range(25)]
     mean = torch.cat([joints for _, joints in test]).mean(dim=0)
     mean_error = torch.cat([error(mean.expand_as(j), j) for _, j in test]).mean()
     print(f"mean pose of the held crops: PA-MPJPE {mean_error:.1f} mm", flush=True)
-    network = torchvision.models.resnet18(num_classes=51,
-                                          norm_layer=lambda width: nn.GroupNorm(32, width))
+    network = resnet18_from_scratch(51)
     optimizer = torch.optim.RAdam(network.parameters(), lr=args.lr, weight_decay=1e-4)
     stream, start = batches(common, phase, 0), time.perf_counter()
     for step in range(1, args.steps + 1):
