@@ -81,6 +81,21 @@ def peak_memory_mb(step: Step, data, device: str) -> float:
     return (torch.cuda.max_memory_allocated() - before) / 2**20
 
 
+def build_step(params: dict, body, model_config: ModelConfig, phase_name: str,
+               variant: str | None, device: str, weights: str | None = None) -> Step:
+    """A training step of ``model_config`` with the losses of ``train.<phase_name>`` (and
+    the scene losses of ``variant``), from fresh weights or those in the file ``weights``."""
+    network = build_model(model_config, body, 0)
+    discriminator = build_discriminator(body.num_joints, body.shape_dim, 1)
+    if weights is not None:
+        state = read_model(weights)  # trained predictions overlap like real ones do
+        network.load_state_dict(state["network"])
+        discriminator.load_state_dict(state["discriminator"])
+    losses = criterion_config(params, typed(PhaseParams, params, f"train.{phase_name}"), variant)
+    criterion = SMPLCriterion(body, discriminator.to(device), SyntheticPrior(0), losses)
+    return Step(network.to(device), criterion)
+
+
 def main() -> None:
     device = parse_device(__doc__.splitlines()[0])
     params = read_params()
@@ -89,21 +104,14 @@ def main() -> None:
     body = load_body_model(params["body_model"]["kind"]).to(device)
     config = typed(ModelConfig, params, "model")
     previous = dataclasses.replace(config, **PREVIOUS_PROFILE)
-    settings = {}
-    for label, model_config, phase_name, variant in (
-            ("previous profile (fp32, 256)", previous, "baseline", None),
-            ("default profile", config, "baseline", None),
-            ("default + scene losses (full)", config, "finetune", "full")):
-        network = build_model(model_config, body, 0)
-        discriminator = build_discriminator(body.num_joints, body.shape_dim, 1)
-        if model_config == config and Path(TRAINED).is_file():
-            state = read_model(TRAINED)  # trained predictions overlap like real ones do
-            network.load_state_dict(state["network"])
-            discriminator.load_state_dict(state["discriminator"])
-        losses = criterion_config(params, typed(PhaseParams, params, f"train.{phase_name}"),
-                                  variant)
-        criterion = SMPLCriterion(body, discriminator.to(device), SyntheticPrior(0), losses)
-        settings[label] = Step(network.to(device), criterion)
+    trained = TRAINED if Path(TRAINED).is_file() else None
+    settings = {
+        "previous profile (fp32, 256)": build_step(params, body, previous, "baseline", None,
+                                                   device),
+        "default profile": build_step(params, body, config, "baseline", None, device, trained),
+        "default + scene losses (full)": build_step(params, body, config, "finetune", "full",
+                                                    device, trained),
+    }
     seconds = {label: float("inf") for label in settings}
     for _ in range(ROUNDS):
         for label, step in settings.items():  # same batches for both

@@ -2,7 +2,7 @@
 another run of the same training? (Opt-in; not a DVC stage, since it multiplies the
 fine-tuning time.)
 
-    python -m stages.replicate --seeds 1 2 [--variants full no_depth no_collision]
+    python -m stages.replicate --seeds 1 2 [--variants full no_depth no_collision no_scene]
         [--benchmarks synth_multi synth_crowd] [--out replicates]
 
 Needs a finished ``dvc repro`` (the shards, ``models/baseline``, the evaluations). For
@@ -14,7 +14,11 @@ already done. The main run counts as seed 0.
 It then writes ``<out>/report.md`` and ``<out>/summary.json``: for each variant,
 benchmark and metric (Table 4's collision frames, Table 5's depth-order accuracy), each
 seed's paired difference from the baseline with its image-bootstrap interval, their
-mean over seeds, and two intervals for that mean:
+mean over seeds, and two intervals for that mean. When the control ``no_scene`` (the
+fine-tune without scene losses) is among the variants, each other variant is also
+compared with the control *of the same seed* (same images in the same order, so the
+difference holds what the scene losses add, less of the fine-tune's own randomness).
+The intervals:
 
 - **across seeds**: Student's t over the seeds' differences (the spread of training
   itself, on these test images);
@@ -45,12 +49,13 @@ ROOT = Path(__file__).resolve().parents[1]
 # Table 4, Table 5, and Table 5 on the pairs whose boxes overlap (a diagnostic)
 METRICS = ("collision_frames", "depth_order_acc", "depth_order_overlap_acc")
 REFERENCE = "baseline"
+CONTROL = "no_scene"  # the fine-tune without scene losses, compared seed by seed
 
 
 @dataclass
 class SeedSpread:
-    """One (variant, benchmark, metric): the seeds' paired differences from the
-    baseline and their mean with its two intervals."""
+    """One (variant, reference, benchmark, metric): the seeds' paired differences from
+    the reference and their mean with its two intervals."""
 
     seeds: list[int]
     per_seed: list[Interval]
@@ -63,22 +68,28 @@ class SeedSpread:
         return (all(b.low > 0 for b in bounds) or all(b.high < 0 for b in bounds))
 
 
-def seed_spread(per_seed_records: dict[int, list[dict]], baseline: list[dict], metric: str,
+def seed_spread(per_seed_records: dict[int, list[dict]],
+                reference_records: list[dict] | dict[int, list[dict]], metric: str,
                 replicates: int, seed: int) -> SeedSpread:
     """:class:`SeedSpread` of ``metric`` from each seed's per-image records and the
-    baseline's, on the images all of them evaluated."""
+    reference's, on the images all of them evaluated. The reference is one model (the
+    baseline: a list of records) or one per seed (the control: seed -> records)."""
     by_key = {s: {r["key"]: r for r in records} for s, records in per_seed_records.items()}
-    reference = {r["key"]: r for r in baseline}
-    keys = sorted(set(reference).intersection(*(set(k) for k in by_key.values())))
+    if not isinstance(reference_records, dict):
+        reference_records = dict.fromkeys(per_seed_records, reference_records)
+    references = {s: {r["key"]: r for r in reference_records[s]} for s in per_seed_records}
+    keys = sorted(set.intersection(*(set(k) for k in (*by_key.values(),
+                                                      *references.values()))))
     if not keys:
-        raise ValueError(f"replicate: no image evaluated by every seed and the baseline "
+        raise ValueError(f"replicate: no image evaluated by every seed and the reference "
                          f"({metric})")
-    weights = record_weights([reference[k] for k in keys], replicates, seed)
-    base_point, base_draws = metric_replicates([reference[k] for k in keys], weights, metric)
+    weights = record_weights([by_key[min(by_key)][k] for k in keys], replicates, seed)
     seeds = sorted(by_key)
     per_seed, draws = [], []
     for s in seeds:
         point, draw = metric_replicates([by_key[s][k] for k in keys], weights, metric)
+        base_point, base_draws = metric_replicates([references[s][k] for k in keys], weights,
+                                                   metric)
         per_seed.append(paired(point, base_point, draw, base_draws))
         draws.append(draw - base_draws)
     points = [difference.value for difference in per_seed]
@@ -116,41 +127,44 @@ def _run(command: list[str], work: Path, label: str) -> None:
 
 
 def run_seed(work: Path, variants: list[str], benchmarks: list[str]) -> None:
-    """Fine-tune and evaluate each variant in ``work``, skipping what is there."""
+    """Fine-tune and evaluate each variant in ``work``, skipping what is there (a variant
+    whose evaluations all exist is not fine-tuned again, even if its model was removed)."""
     for variant in variants:
-        if not (work / "models" / variant / "model.pt").is_file():
+        missing = [b for b in benchmarks
+                   if not (work / "evaluations" / b / f"{variant}.jsonl").is_file()]
+        if missing and not (work / "models" / variant / "model.pt").is_file():
             _run(["stages.train", "--phase", "finetune", "--variant", variant], work,
                  f"{work.name}: fine-tune {variant}")
-        for benchmark in benchmarks:
-            if not (work / "evaluations" / benchmark / f"{variant}.jsonl").is_file():
-                _run(["stages.evaluate", "--model", variant, "--benchmark", benchmark], work,
-                     f"{work.name}: evaluate {variant} on {benchmark}")
+        for benchmark in missing:
+            _run(["stages.evaluate", "--model", variant, "--benchmark", benchmark], work,
+                 f"{work.name}: evaluate {variant} on {benchmark}")
 
 
 def _cell(value: Interval, digits: int) -> str:
     return f"{value.value:+.{digits}f} [{value.low:+.{digits}f}, {value.high:+.{digits}f}]"
 
 
-def report(spreads: dict[tuple[str, str, str], SeedSpread]) -> str:
+def report(spreads: dict[tuple[str, str, str, str], SeedSpread]) -> str:
     """Markdown table of every :class:`SeedSpread`."""
     lines = ["# Training-seed replicates of the fine-tunes", "",
-             "| variant | benchmark | metric | per seed (Δ vs baseline, image interval) "
+             "| variant | vs | benchmark | metric | per seed (Δ, image interval) "
              "| mean | across seeds (t) | over images | shown |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for (variant, benchmark, metric), spread in spreads.items():
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for (variant, reference, benchmark, metric), spread in spreads.items():
         digits = 0 if metric == "collision_frames" else 1
         per_seed = "; ".join(f"seed {s}: {_cell(v, digits)}"
                              for s, v in zip(spread.seeds, spread.per_seed, strict=True))
-        lines.append(f"| {variant} | {benchmark} | {metric} | {per_seed} | "
+        lines.append(f"| {variant} | {reference} | {benchmark} | {metric} | {per_seed} | "
                      f"{spread.across_seeds.value:+.{digits + 1}f} | "
                      f"{_cell(spread.across_seeds, digits + 1)} | "
                      f"{_cell(spread.over_images, digits + 1)} | "
                      f"{'yes' if spread.shown else 'no'} |")
-    lines += ["", "Δ: the variant minus the baseline on the same images. Across seeds: "
-              "Student's t over the seeds' differences (training randomness, these "
-              "images). Over images: percentile bootstrap of the seed mean, all seeds and "
-              "the baseline resampled on the same images. Shown: both exclude zero on the "
-              "same side.", ""]
+    lines += ["", "Δ: the variant minus the reference (vs) on the same images: the "
+              f"baseline, or the control {CONTROL} (the fine-tune without scene losses) of "
+              "the same seed. Across seeds: Student's t over the seeds' differences "
+              "(training randomness, these images). Over images: percentile bootstrap of "
+              "the seed mean, all seeds and references resampled on the same images. "
+              "Shown: both exclude zero on the same side.", ""]
     return "\n".join(lines)
 
 
@@ -170,16 +184,22 @@ def main() -> None:
         prepare_workspace(out / f"seed{seed}", seed)
         run_seed(out / f"seed{seed}", args.variants, args.benchmarks)
     places = {0: Path("."), **{s: out / f"seed{s}" for s in args.seeds}}
+    def records(place: Path, benchmark: str, model: str) -> list[dict]:
+        return read_records(place / "evaluations" / benchmark / f"{model}.jsonl")
+
     spreads = {}
     for variant in args.variants:
         for benchmark in args.benchmarks:
-            records = {s: read_records(place / "evaluations" / benchmark / f"{variant}.jsonl")
-                       for s, place in places.items()}
-            baseline = read_records(Path("evaluations") / benchmark / f"{REFERENCE}.jsonl")
-            for metric in METRICS:
-                spreads[variant, benchmark, metric] = seed_spread(
-                    records, baseline, metric, params["eval"]["bootstrap_replicates"],
-                    params["seed"])
+            ours = {s: records(place, benchmark, variant) for s, place in places.items()}
+            references = {REFERENCE: records(Path("."), benchmark, REFERENCE)}
+            if CONTROL in args.variants and variant != CONTROL:
+                references[CONTROL] = {s: records(place, benchmark, CONTROL)
+                                       for s, place in places.items()}
+            for name, reference in references.items():
+                for metric in METRICS:
+                    spreads[variant, name, benchmark, metric] = seed_spread(
+                        ours, reference, metric, params["eval"]["bootstrap_replicates"],
+                        params["seed"])
     (out / "report.md").write_text(report(spreads))
     write_json(out / "summary.json", {"/".join(key): {**asdict(spread), "shown": spread.shown}
                                       for key, spread in spreads.items()})

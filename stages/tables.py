@@ -52,17 +52,19 @@ SPECS = {
                 "posetrack": ("posetrack", "collision_frames", None),
                 "mupots_matched_only": ("mupots", "collision_frames_matched", None),
                 "posetrack_matched_only": ("posetrack", "collision_frames_matched", None)},
-               ["baseline", "no_depth", "no_collision", "full", "full_refine"]),
+               ["baseline", "no_scene", "no_depth", "no_collision", "full", "full_refine"]),
     "table5": ({"accuracy": ("mupots", "depth_order_acc", None),
                 "accuracy_overlapping_only": ("mupots", "depth_order_overlap_acc", None),
                 "box_bottom_cue_same_pairs": ("mupots", "depth_order_box_cue_acc", None)},
-               ["baseline", "no_collision", "no_depth", "full", "full_refine"]),
+               ["baseline", "no_scene", "no_collision", "no_depth", "full", "full_refine"]),
 }
 MODEL_LABELS = {"mean_pose": "mean pose at the true root (no image)", "baseline": "baseline",
                 "full": "full (L_P + L_D)", "no_collision": "baseline + L_D (no L_P)",
                 "no_depth": "baseline + L_P (no L_D)",
+                "no_scene": "baseline fine-tuned without L_P or L_D (control, not in the paper)",
                 "full_refine": "full + test-time refinement (not in the paper)"}
 REFERENCE = "baseline"  # paired differences are against this model
+CONTROL = "no_scene"  # the fine-tune without scene losses (reports/control.md)
 KINDS = ("synthetic", "real")
 
 
@@ -268,25 +270,28 @@ def actions_table(metrics: dict, evaluations: Path, bootstrap: tuple[int, int]) 
 
 
 REFINE_METRICS = ("collision_frames", "depth_order_acc", "pck_all", "mpjpe_mm", "pa_mpjpe_mm")
+CONTROL_METRICS = ("collision_frames", "collision_frames_matched", "depth_order_acc",
+                   "depth_order_overlap_acc", "pck_all", "pa_mpjpe_mm")
 
 
-def refine_table(metrics: dict, evaluations: Path, bootstrap: tuple[int, int]) -> pd.DataFrame:
-    """Test-time refinement against the model it refines: per benchmark and metric, full,
-    full + refinement, and their paired difference with its interval."""
+def versus_table(metrics: dict, evaluations: Path, bootstrap: tuple[int, int], reference: str,
+                 models: list[str], names: tuple[str, ...]) -> pd.DataFrame:
+    """Each of ``models`` against ``reference`` on the same images: per benchmark and
+    metric of ``names``, the reference, each model, and each model minus the reference
+    with its paired interval (benchmarks without the reference are left out; a model not
+    evaluated on one is "n/a" there)."""
     rows = {}
-    for benchmark, models in sorted(metrics.items()):
-        if "full_refine" not in models or "full" not in models:
+    for benchmark, results in sorted(metrics.items()):
+        if reference not in results:
             continue
-        for metric in REFINE_METRICS:
-            if metric not in models["full"]:
-                continue
-            difference = paired_difference(evaluations, benchmark, "full_refine", metric, None,
-                                           *bootstrap, reference="full")
-            rows[f"{benchmark}: {metric}"] = [cell(models["full"], metric, metric),
-                                              cell(models["full_refine"], metric, metric),
-                                              difference_cell(difference, metric)]
-    return pd.DataFrame.from_dict(rows, orient="index",
-                                  columns=["full", "full + refine", "Δ refine - full"])
+        for metric in (m for m in names if m in results[reference]):
+            values = [cell(results.get(m), metric, metric) for m in (reference, *models)]
+            deltas = [difference_cell(paired_difference(evaluations, benchmark, m, metric, None,
+                                                        *bootstrap, reference=reference),
+                                      metric) for m in models]
+            rows[f"{benchmark}: {metric}"] = values + deltas
+    return pd.DataFrame.from_dict(rows, orient="index", columns=[
+        reference, *models, *(f"Δ {m} - {reference}" for m in models)])
 
 
 @dataclass(frozen=True)
@@ -356,11 +361,23 @@ def main() -> None:
                  "Person detection: COCO-style AP50 (%)",
                  "AP at IoU 0.5 over every detection scoring >= eval.score_threshold, "
                  "computed as pycocotools does, with its 95 % bootstrap interval over images.")
-    write_report(out, "refine", refine_table(metrics, Path(args.evaluations), bootstrap),
+    write_report(out, "refine", versus_table(metrics, Path(args.evaluations), bootstrap, "full",
+                                             ["full_refine"], REFINE_METRICS),
                  "benchmark: metric", "Test-time coherence refinement (not in the paper)",
                  "Each value with its 95 % bootstrap interval over images; Δ: full + "
                  "refinement minus full on the same images, with a paired interval, starred "
                  "(*) where it excludes zero.")
+    variants = [v for v in params["variants"] if v != CONTROL]
+    write_report(out, "control", versus_table(metrics, Path(args.evaluations), bootstrap,
+                                              CONTROL, variants, CONTROL_METRICS),
+                 "benchmark: metric", "The scene losses against the fine-tune without them "
+                 "(control, not in the paper)",
+                 f"{CONTROL}: the baseline fine-tuned as the variants are (same steps, seed and "
+                 "images) with neither scene loss, so Δ isolates what each scene loss adds; "
+                 "the tables' Δ against the baseline also include the fine-tune itself. Each "
+                 "value with its 95 % bootstrap interval over images; Δ: the variant minus "
+                 f"{CONTROL} on the same images, with a paired interval, starred (*) where it "
+                 "excludes zero.")
     write_report(out, "actions", actions_table(metrics, Path(args.evaluations), bootstrap),
                  "benchmark: row", "Pose error per action: PA-MPJPE (mm), a diagnostic",
                  "Each person counts under the action it performs (synthetic scenes: its "

@@ -237,6 +237,26 @@ def test_tables_show_ours_with_intervals_and_paired_differences(tmp_path, monkey
     assert summary["synth_multi.full.pck_all_vs_baseline_lo"] > 0
 
 
+def test_control_report_compares_each_variant_with_the_fine_tune_without_scene_losses(
+        tmp_path, monkeypatch):
+    """reports/control.md: the variants against no_scene on the same images (paired), and
+    Tables 4 and 5 list the control among their rows."""
+    frames = {"baseline": 6, "no_scene": 4, "full": 1}  # colliding frames of 8
+    for model, colliding in frames.items():
+        write_evaluation(tmp_path, "synth_multi", model, [
+            {"key": f"k{i}", "group": "all", "values": {
+                "collision": (float(i < colliding), 1.0), "collision_matched": (0.0, 1.0),
+                "depth_order": (1.0, 1.0)}} for i in range(8)])
+    write_tables(tmp_path, monkeypatch)
+    table = pd.read_csv(tmp_path / "r" / "control.csv", index_col=0, dtype=str,
+                        keep_default_na=False)
+    row = table.loc["synth_multi: collision_frames"]
+    assert row["no_scene"].startswith("4 [") and row["full"].startswith("1 [")
+    assert row["Δ full - no_scene"].startswith("-3 [") and row["Δ full - no_scene"].endswith("*")
+    assert row["no_depth"] == row["Δ no_depth - no_scene"] == "n/a"  # not evaluated
+    assert "baseline fine-tuned without L_P or L_D" in (tmp_path / "r" / "table4.md").read_text()
+
+
 def test_scene_figure_marks_interpenetration_in_red():
     import numpy as np
     import trimesh

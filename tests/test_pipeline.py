@@ -61,7 +61,7 @@ def test_dvc_repro_runs_and_is_then_a_no_op(tmp_path):
     for dataset, role in params["datasets"].items():
         index = json.loads((tmp_path / "data/shards" / role / dataset / "index.json").read_text())
         assert index["num_samples"] == 4
-    for model in ("pretrain", "baseline", "full", "no_collision", "no_depth"):
+    for model in ("pretrain", "baseline", "full", "no_collision", "no_depth", "no_scene"):
         assert (tmp_path / "models" / model / "model.pt").is_file()
         assert json.loads((tmp_path / "logs" / model / "metrics.json").read_text())["step"] == 1
     for model in ("baseline", "full", "full_refine"):

@@ -63,3 +63,30 @@ def test_a_missing_baseline_is_a_clear_error(tmp_path):
     (tmp_path / "params.yaml").write_text("seed: 0\n")
     with pytest.raises(FileNotFoundError, match="models/baseline is missing"):
         prepare_workspace(tmp_path / "seed1", 1, tmp_path)
+
+
+def test_a_per_seed_reference_pairs_each_seed_with_its_own_control():
+    """Against the control, each seed is compared with the control of the same seed."""
+    seeds = {0: records(10), 1: records(12), 2: records(8)}
+    controls = {0: records(15), 1: records(14), 2: records(13)}
+    spread = seed_spread(seeds, controls, "collision_frames", 500, 0)
+    assert [round(v.value) for v in spread.per_seed] == [-5, -2, -5]
+    assert spread.across_seeds.value == pytest.approx(-4.0)
+    # one shared reference gives what the per-seed form gives with that reference repeated
+    shared = seed_spread(seeds, records(20), "collision_frames", 500, 0)
+    repeated = seed_spread(seeds, dict.fromkeys(seeds, records(20)), "collision_frames", 500, 0)
+    assert shared == repeated
+
+
+def test_run_seed_fine_tunes_only_what_a_missing_evaluation_needs(tmp_path, monkeypatch):
+    import stages.replicate as replicate
+
+    calls = []
+    monkeypatch.setattr(replicate, "_run", lambda command, work, label: calls.append(command))
+    for benchmark in ("a", "b"):
+        (tmp_path / "evaluations" / benchmark).mkdir(parents=True)
+        (tmp_path / "evaluations" / benchmark / "full.jsonl").write_text("")
+    (tmp_path / "evaluations" / "a" / "no_scene.jsonl").write_text("")
+    replicate.run_seed(tmp_path, ["full", "no_scene"], ["a", "b"])
+    assert calls == [["stages.train", "--phase", "finetune", "--variant", "no_scene"],
+                     ["stages.evaluate", "--model", "no_scene", "--benchmark", "b"]]

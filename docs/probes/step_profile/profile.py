@@ -16,16 +16,11 @@ from collections import Counter
 
 from torch.profiler import ProfilerActivity, profile
 
-from bench.train import TRAINED, Step
+from bench.train import TRAINED, build_step
 from model.body import load_body_model
-from model.discriminator import build_discriminator
-from model.io import read_model
-from model.rcnn import ModelConfig, build_model
-from model.smpl_criterion import SMPLCriterion
-from pipelines.synthetic.poses import SyntheticPrior
+from model.rcnn import ModelConfig
 from pipelines.training import PhaseParams, TrainParams, batches, split_losses
 from stages.common import read_params, typed
-from stages.train import criterion_config
 
 
 def main() -> None:
@@ -33,19 +28,15 @@ def main() -> None:
     common = typed(TrainParams, params, "train.common")
     phase = typed(PhaseParams, params, "train.baseline")
     body = load_body_model(params["body_model"]["kind"])
-    network = build_model(typed(ModelConfig, params, "model"), body, 0)
-    discriminator = build_discriminator(body.num_joints, body.shape_dim, 1)
-    state = read_model(TRAINED)
-    network.load_state_dict(state["network"])
-    discriminator.load_state_dict(state["discriminator"])
+    step = build_step(params, body, typed(ModelConfig, params, "model"), "baseline", None,
+                      "cpu", TRAINED)
+    network, criterion = step.network, step.criterion
     weights = Counter()
     for name, weight in network.named_parameters():
         weights[".".join(name.split(".")[:2])] += weight.numel()
-    weights["discriminator"] = sum(w.numel() for w in discriminator.parameters())
+    weights["discriminator"] = sum(w.numel() for w in criterion.discriminator.parameters())
     print("weights (millions):", {k: round(v / 1e6, 2) for k, v in weights.most_common()})
-    criterion = SMPLCriterion(body, discriminator, SyntheticPrior(0),
-                              criterion_config(params, phase, None))
-    step, data = Step(network, criterion), batches(common, phase, 0)
+    data = batches(common, phase, 0)
     seconds: Counter = Counter()
     for count in range(12):
         images, targets = next(data)[:2]

@@ -1,0 +1,56 @@
+"""Paired differences of the fine-tune-length check (README, "Longer training"): the
+`full` fine-tune at 150 steps (``full_w25_s<seed>``, from docs/probes/depth_order_fixed_dev)
+and at ``ITERS`` steps (``<variant>_i<iters>_s<seed>``), each minus the baseline, and the
+long minus the short run of the same seed, on the same development images, with bootstrap
+intervals over images; then the mean of the three seeds with its Student's t interval
+across seeds. With ``noscene 450`` (the control: the same fine-tune without the scene
+losses), the control minus the baseline and the long `full` minus the control of its seed.
+
+    python docs/probes/finetune_length_dev/paired.py [variant iters]   # repository root
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+from stages.tables import paired_difference
+
+HERE = Path(__file__).resolve().parent
+METRICS = ("collision_frames", "collision_frames_matched", "depth_order_acc",
+           "depth_order_overlap_acc", "pa_mpjpe_mm", "pck_all")
+SEEDS = (0, 1, 2)
+
+
+def row(benchmark: str, metric: str, label: str, model: str, reference: str) -> None:
+    differences = [paired_difference(HERE, benchmark, model.format(seed=s), metric, None,
+                                     2000, 0, reference=reference.format(seed=s))
+                   for s in SEEDS]
+    points = [d.value for d in differences]
+    mean = float(np.mean(points))
+    half = stats.t.ppf(0.975, len(points) - 1) * np.std(points, ddof=1) / np.sqrt(len(points))
+    cells = " | ".join(f"{d.value:+.1f} [{d.low:+.1f}, {d.high:+.1f}]" for d in differences)
+    print(f"{benchmark:12s} {metric:25s} {label:22s} {cells} | mean {mean:+.1f} "
+          f"[{mean - half:+.1f}, {mean + half:+.1f}]")
+
+
+def main() -> None:
+    variant, iters = (sys.argv[1], int(sys.argv[2])) if len(sys.argv) > 2 else ("full", 450)
+    short, long = "full_w25_s{seed}", f"{variant}_i{iters}_s{{seed}}"
+    for benchmark in ("synth_multi", "synth_crowd"):
+        for metric in METRICS:
+            if variant == "full":
+                row(benchmark, metric, "150 - baseline", short, "baseline")
+            row(benchmark, metric, f"{iters} - baseline", long, "baseline")
+            if variant == "full":
+                row(benchmark, metric, f"{iters} - 150", long, short)
+            if variant == "noscene":
+                row(benchmark, metric, f"full {iters} - {iters}", f"full_i{iters}_s{{seed}}",
+                    long)
+
+
+if __name__ == "__main__":
+    main()
