@@ -4,7 +4,8 @@ and at ``ITERS`` steps (``<variant>_i<iters>_s<seed>``), each minus the baseline
 long minus the short run of the same seed, on the same development images, with bootstrap
 intervals over images; then the mean of the three seeds with its Student's t interval
 across seeds. With ``noscene 450`` (the control: the same fine-tune without the scene
-losses), the control minus the baseline and the long `full` minus the control of its seed.
+losses), the control minus the baseline and the long `full` minus the control of its seed;
+with ``no_depth 450`` (L_P alone), also L_P alone minus the control of its seed.
 
     python docs/probes/finetune_length_dev/paired.py [variant iters]   # repository root
 """
@@ -47,6 +48,9 @@ def main() -> None:
             row(benchmark, metric, f"{iters} - baseline", long, "baseline")
             if variant == "full":
                 row(benchmark, metric, f"{iters} - 150", long, short)
+            if variant == "no_depth":
+                row(benchmark, metric, f"L_P {iters} - {iters}", long,
+                    f"noscene_i{iters}_s{{seed}}")
             if variant == "noscene":
                 row(benchmark, metric, f"full {iters} - {iters}", f"full_i{iters}_s{{seed}}",
                     long)
