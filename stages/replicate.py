@@ -186,6 +186,7 @@ def main() -> None:
         prepare_workspace(out / f"seed{seed}", seed)
         run_seed(out / f"seed{seed}", args.variants, args.benchmarks)
     places = {0: Path("."), **{s: out / f"seed{s}" for s in args.seeds}}
+
     def records(place: Path, benchmark: str, model: str) -> list[dict]:
         return read_records(place / "evaluations" / benchmark / f"{model}.jsonl")
 
