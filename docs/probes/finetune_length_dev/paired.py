@@ -5,7 +5,8 @@ long minus the short run of the same seed, on the same development images, with 
 intervals over images; then the mean of the three seeds with its Student's t interval
 across seeds. With ``noscene 450`` (the control: the same fine-tune without the scene
 losses), the control minus the baseline and the long `full` minus the control of its seed;
-with ``no_depth 450`` (L_P alone), also L_P alone minus the control of its seed.
+with ``no_depth 450`` (L_P alone) or ``no_collision 450`` (L_D alone), also that
+variant minus the control of its seed.
 
     python docs/probes/finetune_length_dev/paired.py [variant iters]   # repository root
 """
@@ -48,8 +49,9 @@ def main() -> None:
             row(benchmark, metric, f"{iters} - baseline", long, "baseline")
             if variant == "full":
                 row(benchmark, metric, f"{iters} - 150", long, short)
-            if variant == "no_depth":
-                row(benchmark, metric, f"L_P {iters} - {iters}", long,
+            if variant in ("no_depth", "no_collision"):
+                label = {"no_depth": "L_P", "no_collision": "L_D"}[variant]
+                row(benchmark, metric, f"{label} {iters} - {iters}", long,
                     f"noscene_i{iters}_s{{seed}}")
             if variant == "noscene":
                 row(benchmark, metric, f"full {iters} - {iters}", f"full_i{iters}_s{{seed}}",
