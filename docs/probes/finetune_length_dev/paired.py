@@ -16,10 +16,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import numpy as np
-from scipy import stats
-
-from stages.tables import paired_difference
+from pipelines.evaluation import read_records
+from stages.replicate import seed_spread
 
 HERE = Path(__file__).resolve().parent
 METRICS = ("collision_frames", "collision_frames_matched", "depth_order_acc",
@@ -28,15 +26,18 @@ SEEDS = (0, 1, 2)
 
 
 def row(benchmark: str, metric: str, label: str, model: str, reference: str) -> None:
-    differences = [paired_difference(HERE, benchmark, model.format(seed=s), metric, None,
-                                     2000, 0, reference=reference.format(seed=s))
-                   for s in SEEDS]
-    points = [d.value for d in differences]
-    mean = float(np.mean(points))
-    half = stats.t.ppf(0.975, len(points) - 1) * np.std(points, ddof=1) / np.sqrt(len(points))
-    cells = " | ".join(f"{d.value:+.1f} [{d.low:+.1f}, {d.high:+.1f}]" for d in differences)
-    print(f"{benchmark:12s} {metric:25s} {label:22s} {cells} | mean {mean:+.1f} "
-          f"[{mean - half:+.1f}, {mean + half:+.1f}]")
+    """One line: each seed's ``model - reference`` and their mean (stages.replicate's
+    seed spread: paired intervals over images, Student's t across seeds)."""
+    def records(name: str) -> dict[int, list[dict]]:
+        return {s: read_records(HERE / benchmark / f"{name.format(seed=s)}.jsonl")
+                for s in SEEDS}
+
+    spread = seed_spread(records(model), records(reference), metric, 2000, 0)
+    mean = spread.across_seeds
+    cells = " | ".join(f"{d.value:+.1f} [{d.low:+.1f}, {d.high:+.1f}]"
+                       for d in spread.per_seed)
+    print(f"{benchmark:12s} {metric:25s} {label:22s} {cells} | mean {mean.value:+.1f} "
+          f"[{mean.low:+.1f}, {mean.high:+.1f}]")
 
 
 def main() -> None:
