@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -32,8 +33,9 @@ from pipelines.transforms import to_network_input
 SIZE = 64
 
 
-def crops_and_activities(common: TrainParams, phase: PhaseParams, seed: int):
-    """Endless batches of crops [B, 3, SIZE, SIZE] and their person's activity [B]; the
+def crops_and_labels(common: TrainParams, phase: PhaseParams, seed: int,
+                     label: Callable[[dict], int]):
+    """Endless batches of crops [B, 3, SIZE, SIZE] and ``label(sample)`` of each [B]; the
     crops as the pretraining makes them (``pipelines.training.batches``), keeping the
     sample's meta, which names each person's activity and the cropped person."""
     stream = mixture(phase.datasets, seed, 0, SHARDS / "train")
@@ -42,13 +44,23 @@ def crops_and_activities(common: TrainParams, phase: PhaseParams, seed: int):
         images, labels = [], []
         for _ in range(phase.batch_size):
             sample = _augment(next(stream), common, phase, rng, None)
-            meta = sample["meta"]
-            labels.append(ACTIVITIES.index(meta["activities"][meta["crop_of"]]))
+            labels.append(label(sample))
             images.append(to_network_input(sample, phase.crop_size, phase.crop_size,
                                            common.colour_noise, rng)["image"])
         yield (nn.functional.interpolate(torch.stack(images), size=(SIZE, SIZE),
                                          mode="bilinear", antialias=True),
                torch.tensor(labels))
+
+
+def activity(sample: dict) -> int:
+    """The cropped person's activity, as an index into ``ACTIVITIES``."""
+    meta = sample["meta"]
+    return ACTIVITIES.index(meta["activities"][meta["crop_of"]])
+
+
+def crops_and_activities(common: TrainParams, phase: PhaseParams, seed: int):
+    """Endless batches of crops and their person's activity [B]."""
+    return crops_and_labels(common, phase, seed, activity)
 
 
 def main() -> None:
