@@ -63,6 +63,32 @@ def crops_and_activities(common: TrainParams, phase: PhaseParams, seed: int):
     return crops_and_labels(common, phase, seed, activity)
 
 
+def held_guesses(network: nn.Module, test: list) -> tuple[torch.Tensor, torch.Tensor]:
+    """The network's class for every held crop, and the true classes."""
+    network.eval()
+    with torch.no_grad():
+        guess = torch.cat([network(crops).argmax(dim=1) for crops, _ in test])
+    network.train()
+    return guess, torch.cat([labels for _, labels in test])
+
+
+def train_classifier(network: nn.Module, stream, steps: int,
+                     report: Callable[[int, float, float], None],
+                     weight: torch.Tensor | None = None) -> None:
+    """Cross-entropy (class ``weight`` optional), RAdam at 1e-3; every 250 steps
+    ``report(step, loss, seconds)``."""
+    optimizer = torch.optim.RAdam(network.parameters(), lr=1e-3, weight_decay=1e-4)
+    start = time.perf_counter()
+    for step in range(1, steps + 1):
+        images, labels = next(stream)
+        loss = nn.functional.cross_entropy(network(images), labels, weight=weight)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if step % 250 == 0:
+            report(step, loss.item(), time.perf_counter() - start)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=1500)
@@ -76,21 +102,13 @@ def main() -> None:
     print(f"held crops per activity {dict(zip(ACTIVITIES, counts.tolist(), strict=True))}; "
           f"always the most common: accuracy {counts.max() / counts.sum():.3f}", flush=True)
     network = resnet18_from_scratch(len(ACTIVITIES), args.norm)
-    optimizer = torch.optim.RAdam(network.parameters(), lr=1e-3, weight_decay=1e-4)
-    stream, start = crops_and_activities(common, phase, 0), time.perf_counter()
-    for step in range(1, args.steps + 1):
-        images, labels = next(stream)
-        loss = nn.functional.cross_entropy(network(images), labels)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        if step % 250 == 0:
-            network.eval()
-            with torch.no_grad():
-                right = torch.cat([network(crops).argmax(dim=1) == truth for crops, truth in test])
-            network.train()
-            print(f"step {step} ({time.perf_counter() - start:.0f} s): loss {loss:.3f}, held "
-                  f"accuracy {right.float().mean():.3f}", flush=True)
+
+    def report(step: int, loss: float, seconds: float) -> None:
+        guess, truth = held_guesses(network, test)
+        print(f"step {step} ({seconds:.0f} s): loss {loss:.3f}, held "
+              f"accuracy {(guess == truth).float().mean():.3f}", flush=True)
+
+    train_classifier(network, crops_and_activities(common, phase, 0), args.steps, report)
 
 
 if __name__ == "__main__":

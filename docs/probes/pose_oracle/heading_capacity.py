@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "pose_capacity"))
-from activity import crops_and_labels  # noqa: E402 - pose_capacity's probes
+from activity import crops_and_labels, held_guesses, train_classifier  # noqa: E402
 from heading import facing  # noqa: E402 - this folder's heading probe
 from probe import official_crops, resnet18_from_scratch  # noqa: E402
 
@@ -46,11 +45,7 @@ def crops_and_headings(common: TrainParams, phase: PhaseParams, seed: int):
 
 
 def recalls(network: nn.Module, test: list) -> list[float]:
-    network.eval()
-    with torch.no_grad():
-        guess = torch.cat([network(crops).argmax(dim=1) for crops, _ in test])
-    network.train()
-    truth = torch.cat([labels for _, labels in test])
+    guess, truth = held_guesses(network, test)
     return [float((guess[truth == k] == k).float().mean()) for k in range(len(CLASSES))]
 
 
@@ -67,19 +62,14 @@ def main() -> None:
           flush=True)
     weights = counts.sum() / (len(CLASSES) * counts.clamp(min=1).float())
     network = resnet18_from_scratch(len(CLASSES))
-    optimizer = torch.optim.RAdam(network.parameters(), lr=1e-3, weight_decay=1e-4)
-    stream, start = crops_and_headings(common, phase, 0), time.perf_counter()
-    for step in range(1, args.steps + 1):
-        images, labels = next(stream)
-        loss = nn.functional.cross_entropy(network(images), labels, weight=weights)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        if step % 250 == 0:
-            recall = recalls(network, test)
-            shown = ", ".join(f"{c} {r:.2f}" for c, r in zip(CLASSES, recall, strict=True))
-            print(f"step {step} ({time.perf_counter() - start:.0f} s): loss {loss:.3f}, held "
-                  f"recall {shown}; balanced accuracy {sum(recall) / 3:.3f}", flush=True)
+
+    def report(step: int, loss: float, seconds: float) -> None:
+        recall = recalls(network, test)
+        shown = ", ".join(f"{c} {r:.2f}" for c, r in zip(CLASSES, recall, strict=True))
+        print(f"step {step} ({seconds:.0f} s): loss {loss:.3f}, held "
+              f"recall {shown}; balanced accuracy {sum(recall) / 3:.3f}", flush=True)
+
+    train_classifier(network, crops_and_headings(common, phase, 0), args.steps, report, weights)
 
 
 if __name__ == "__main__":
