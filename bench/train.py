@@ -5,7 +5,7 @@ Runs on the same batches of the default training shards (``make repro`` must hav
 prepared them) with the baseline losses:
 
 1. the previous CPU profile (before issue 13: float32, FPN and SMPL-branch convolutions
-   256 wide, as the paper), fresh weights;
+   256 wide, as the paper, and torchvision's RoIAlign kernel), fresh weights;
 2. the default profile (params.yaml ``model``), with the trained baseline weights when
    they exist (a trained detector proposes more positives, so this row is the slower
    case);
@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import torch
+import torchvision
 
 from bench._scenes import describe, parse_device, synchronize
 from bench.memory import peak_extra_mb
@@ -81,11 +82,26 @@ def peak_memory_mb(step: Step, data, device: str) -> float:
     return (torch.cuda.max_memory_allocated() - before) / 2**20
 
 
+def with_torchvision_pooling(network: torch.nn.Module) -> torch.nn.Module:
+    """``network`` with torchvision's RoIAlign poolers instead of :mod:`ops.roi_align`'s
+    (the previous profile's step; same sampling, same outputs)."""
+    heads = network.roi_heads
+    for name in ("box_roi_pool", "smpl_roi_pool"):
+        pool = getattr(heads, name)
+        setattr(heads, name, torchvision.ops.MultiScaleRoIAlign(
+            pool.featmap_names, pool.output_size, pool.sampling_ratio))
+    return network
+
+
 def build_step(params: dict, body, model_config: ModelConfig, phase_name: str,
-               variant: str | None, device: str, weights: str | None = None) -> Step:
+               variant: str | None, device: str, weights: str | None = None,
+               torchvision_pooling: bool = False) -> Step:
     """A training step of ``model_config`` with the losses of ``train.<phase_name>`` (and
-    the scene losses of ``variant``), from fresh weights or those in the file ``weights``."""
+    the scene losses of ``variant``), from fresh weights or those in the file ``weights``;
+    with torchvision's RoIAlign kernel if ``torchvision_pooling``."""
     network = build_model(model_config, body, 0)
+    if torchvision_pooling:
+        network = with_torchvision_pooling(network)
     discriminator = build_discriminator(body.num_joints, body.shape_dim, 1)
     if weights is not None:
         state = read_model(weights)  # trained predictions overlap like real ones do
@@ -107,7 +123,7 @@ def main() -> None:
     trained = TRAINED if Path(TRAINED).is_file() else None
     settings = {
         "previous profile (fp32, 256)": build_step(params, body, previous, "baseline", None,
-                                                   device),
+                                                   device, torchvision_pooling=True),
         "default profile": build_step(params, body, config, "baseline", None, device, trained),
         "default + scene losses (full)": build_step(params, body, config, "finetune", "full",
                                                     device, trained),

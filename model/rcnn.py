@@ -30,13 +30,14 @@ from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHe
 from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.roi_heads import RoIHeads, fastrcnn_loss
 from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
-from torchvision.ops import FeaturePyramidNetwork, MultiScaleRoIAlign
+from torchvision.ops import FeaturePyramidNetwork
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
 from model.body import BodyModel
 from model.camera import predicted_translations
 from model.precision import reduced_precision
 from model.smpl_head import SMPLHead
+from ops.roi_align import MultiScaleRoIAlign  # torchvision's, pooled as one sparse product on CPU
 
 __all__ = ["ModelConfig", "CoherentRCNN", "SMPLRoIHeads", "BranchOutput", "build_model"]
 

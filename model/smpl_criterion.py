@@ -156,10 +156,10 @@ class SMPLCriterion(nn.Module):
             gt_3d[..., 3] *= valid[:, None]  # small boxes: no valid joint
             losses["keypoints_3d"] = keypoint_3d_loss(h36m, gt_3d, config.keypoint_criterion)
         if "rotmats" in target and matched.numel():
-            with torch.no_grad():
-                gt_body = self.body(target["rotmats"][matched], target["shape"][matched])
+            with torch.no_grad():  # each annotated person posed once, not once per proposal
+                gt_vertices = self.body(target["rotmats"], target["shape"]).vertices[matched]
             losses.update(body_param_loss(rotmats, target["rotmats"][matched], shape,
-                                          target["shape"][matched], vertices, gt_body.vertices,
+                                          target["shape"][matched], vertices, gt_vertices,
                                           target["has_body"][matched] & valid))
         losses.update(dict.fromkeys(("collision", "depth_order"), zero))
         scene = config.scene

@@ -87,9 +87,9 @@ ROOT = Path(__file__).resolve().parents[1]
 # detection AP and bootstrap do not re-run training.
 CODE = ("stages/train.py", "stages/common.py", "model", "ops/__init__.py", "ops/_warp.py",
         "ops/collision.py", "ops/depth_order.py", "ops/geometry.py", "ops/raster.py",
-        "ops/sdf.py", "pipelines/shards", "pipelines/transforms.py", "pipelines/training.py",
-        "pipelines/priors.py", "pipelines/synthetic/poses.py", "pipelines/mixture.py",
-        "pipelines/augment.py")
+        "ops/roi_align.py", "ops/sdf.py", "pipelines/shards", "pipelines/transforms.py",
+        "pipelines/training.py", "pipelines/priors.py", "pipelines/synthetic/poses.py",
+        "pipelines/mixture.py", "pipelines/augment.py")
 
 
 def config_hash(*parts) -> str:

@@ -15,6 +15,8 @@ from model.losses import (
     scene_losses,
     select_per_person,
 )
+from model.rcnn import BranchOutput
+from model.smpl_criterion import CriterionConfig, LossWeights, SMPLCriterion
 from pipelines.training import build_optimizers, lr_factor, set_learning_rates, split_losses
 
 
@@ -176,3 +178,29 @@ def test_only_the_detector_learning_rate_warms_up():
     set_learning_rates(optimizers, [3e-4, 1e-4], step=30, warmup_iters=30)
     assert optimizers[0].param_groups[0]["lr"] == pytest.approx(3e-4)
 
+
+
+def test_criterion_poses_each_annotated_person_once(anny_body, rng):
+    """The vertex loss with each annotated person posed once and picked by the proposals
+    matched to them equals the reference that poses every proposal's person anew."""
+    body, people = anny_body, 3
+    matched = torch.tensor([0, 2, 2, 1, 0, 2, 1])
+    skew = 0.3 * torch.randn(people + len(matched), body.num_joints, 3, 3, generator=rng)
+    rotations = torch.linalg.matrix_exp(skew - skew.mT)
+    shapes = body.mean_shape() + 0.1 * torch.randn(people + len(matched), body.shape_dim,
+                                                   generator=rng)
+    boxes = torch.tensor([[10.0, 10.0, 60.0, 120.0]]).repeat(len(matched), 1)
+    branch = BranchOutput(boxes=[boxes], matched=[matched], scores=[torch.ones(len(matched))],
+                          rotmats=rotations[people:], shape=shapes[people:],
+                          cam=torch.tensor([[1.0, 0.0, 0.0]]).repeat(len(matched), 1))
+    target = {"K": torch.tensor([[500.0, 0, 64], [0, 500.0, 64], [0, 0, 1]]),
+              "keypoints": torch.zeros(people, 17, 3), "rotmats": rotations[:people],
+              "shape": shapes[:people], "has_body": torch.ones(people, dtype=torch.bool),
+              "boxes": boxes[:people]}
+    weights = LossWeights(keypoints_2d=0.0, keypoints_3d=0.0, rotmats=0.0, shape=0.0,
+                          vertices=1.0, adversarial=0.0)
+    criterion = SMPLCriterion(body, None, None, CriterionConfig(weights, False, "l1", 5.0, None))
+    loss = criterion(branch, [target], (128, 128))["loss_vertices"]
+    predicted = body(rotations[people:], shapes[people:]).vertices
+    reference = body(rotations[:people][matched], shapes[:people][matched]).vertices
+    torch.testing.assert_close(loss, (predicted - reference).abs().mean())
