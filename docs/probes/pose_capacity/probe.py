@@ -12,7 +12,9 @@ Table 1 joints) on 200 crops drawn with another seed, beside the mean pose of th
     python docs/probes/pose_capacity/probe.py --steps 3000 --size 64 --frame camera
 
 ``--frame body`` rotates the targets into each person's body frame (the ground-truth
-global rotation removed), so the network only has to see the articulation.
+global rotation removed), so the network only has to see the articulation. ``--ema 0.99
+0.998`` also evaluates exponential moving averages of the weights with those decays
+(``torch.optim.swa_utils.AveragedModel``) beside the last step's weights.
 Run it in a workspace where `dvc repro` has written the training shards.
 """
 
@@ -72,6 +74,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--frame", choices=["camera", "body"], default="camera")
+    parser.add_argument("--ema", type=float, nargs="*", default=[])
     args = parser.parse_args()
     torch.manual_seed(0)
     common, phase = official_crops()
@@ -82,6 +85,9 @@ def main() -> None:
     print(f"mean pose of the held crops: PA-MPJPE {mean_error:.1f} mm", flush=True)
     network = resnet18_from_scratch(51)
     optimizer = torch.optim.RAdam(network.parameters(), lr=args.lr, weight_decay=1e-4)
+    averages = {decay: torch.optim.swa_utils.AveragedModel(
+        network, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(decay))
+        for decay in args.ema}
     stream, start = batches(common, phase, 0), time.perf_counter()
     for step in range(1, args.steps + 1):
         images, joints = crops_and_joints(stream, args.size, args.frame)
@@ -89,14 +95,20 @@ def main() -> None:
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+        for average in averages.values():
+            average.update_parameters(network)
         if step % 500 == 0:
             network.eval()
             with torch.no_grad():
                 held_error = torch.cat([error(network(i).view(-1, 17, 3), j)
                                         for i, j in test]).mean()
+                averaged = {decay: torch.cat([error(a(i).view(-1, 17, 3), j)
+                                              for i, j in test]).mean()
+                            for decay, a in averages.items()}
             network.train()
+            ema = ", ".join(f"EMA {d}: {e:.1f}" for d, e in averaged.items())
             print(f"step {step} ({time.perf_counter() - start:.0f} s): train L1 {loss:.4f}, "
-                  f"held PA-MPJPE {held_error:.1f} mm", flush=True)
+                  f"held PA-MPJPE {held_error:.1f} mm; {ema}", flush=True)
 
 
 if __name__ == "__main__":
