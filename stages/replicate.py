@@ -9,7 +9,10 @@ Needs a finished ``dvc repro`` (the shards, ``models/baseline``, the evaluations
 each extra seed it makes a workspace ``<out>/seed<k>/`` (links to ``data/`` and
 ``models/baseline``, and ``params.yaml`` with ``seed: k``), fine-tunes each variant
 there from the same baseline and evaluates it on each benchmark, resuming whatever is
-already done. The main run counts as seed 0.
+already done. A workspace made from another baseline or other parameters (its stamp, the
+SHA-256 of the baseline's model file and of its ``params.yaml``, differs) is emptied
+and made again, so a new ``dvc repro`` never pairs its baseline with old fine-tunes. The
+main run counts as seed 0.
 
 It then writes ``<out>/report.md`` and ``<out>/summary.json``: for each variant,
 benchmark and metric (Table 4's collision frames, also among matched people only, and
@@ -31,7 +34,9 @@ A difference counts as shown only when both exclude zero on the same side.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import asdict, dataclass
@@ -107,17 +112,29 @@ def seed_spread(per_seed_records: dict[int, list[dict]],
 
 def prepare_workspace(work: Path, seed: int, root: Path = Path(".")) -> None:
     """``work`` with ``data`` and ``models/baseline`` linked from ``root`` and its
-    ``params.yaml`` with ``seed: <seed>``."""
+    ``params.yaml`` with ``seed: <seed>``; emptied first if its stamp is not this
+    baseline's and these parameters' (what it holds was made from others)."""
+    for target in (root / "data", root / "models" / REFERENCE):
+        if not target.exists():
+            raise FileNotFoundError(f"replicate: {target} is missing; run `dvc repro` first")
+    params = read_params(root / "params.yaml")
+    params["seed"] = seed
+    text = yaml.safe_dump(params, sort_keys=False)
+    baseline = root / "models" / REFERENCE / "model.pt"
+    stamp = hashlib.sha256((baseline.read_bytes() if baseline.is_file() else b"")
+                           + text.encode()).hexdigest()
+    stamp_file = work / "stamp.sha256"
+    if work.exists() and (not stamp_file.is_file() or stamp_file.read_text() != stamp):
+        print(f"replicate: {work} was made from another baseline or other parameters; "
+              "starting it afresh", flush=True)
+        shutil.rmtree(work)
     (work / "models").mkdir(parents=True, exist_ok=True)
     for link, target in ((work / "data", root / "data"),
                          (work / "models" / REFERENCE, root / "models" / REFERENCE)):
-        if not target.exists():
-            raise FileNotFoundError(f"replicate: {target} is missing; run `dvc repro` first")
         if not link.is_symlink():
             link.symlink_to(target.resolve(), target_is_directory=True)
-    params = read_params(root / "params.yaml")
-    params["seed"] = seed
-    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (work / "params.yaml").write_text(text)
+    stamp_file.write_text(stamp)
 
 
 def _run(command: list[str], work: Path, label: str) -> None:

@@ -58,6 +58,32 @@ def test_the_workspace_links_the_data_and_baseline_and_sets_the_seed(tmp_path):
     assert yaml.safe_load((work / "params.yaml").read_text()) == {"seed": 3, "eval": {"x": 1}}
 
 
+def test_a_workspace_of_another_baseline_or_params_starts_afresh(tmp_path):
+    root = tmp_path / "repo"
+    (root / "data").mkdir(parents=True)
+    (root / "models" / "baseline").mkdir(parents=True)
+    (root / "models" / "baseline" / "model.pt").write_bytes(b"first")
+    (root / "params.yaml").write_text("seed: 0\n")
+    work = tmp_path / "replicates" / "seed1"
+    done = work / "evaluations" / "synth_multi" / "full.jsonl"
+
+    def finish_one_evaluation():
+        done.parent.mkdir(parents=True, exist_ok=True)
+        done.write_text("{}\n")
+
+    prepare_workspace(work, 1, root)
+    finish_one_evaluation()
+    prepare_workspace(work, 1, root)  # same baseline and params: resumed, kept
+    assert done.is_file()
+    (root / "models" / "baseline" / "model.pt").write_bytes(b"second")  # a new dvc repro
+    prepare_workspace(work, 1, root)
+    assert not done.exists() and (work / "models" / "baseline").is_symlink()
+    finish_one_evaluation()
+    (root / "params.yaml").write_text("seed: 0\ntrain: {x: 1}\n")
+    prepare_workspace(work, 1, root)
+    assert not done.exists()
+
+
 def test_a_missing_baseline_is_a_clear_error(tmp_path):
     (tmp_path / "data").mkdir()
     (tmp_path / "params.yaml").write_text("seed: 0\n")
