@@ -5,13 +5,15 @@ Runs on the same batches of the default training shards (``make repro`` must hav
 prepared them) with the baseline losses:
 
 1. the previous CPU profile (before issue 13: float32, FPN and SMPL-branch convolutions
-   256 wide, as the paper, and torchvision's RoIAlign kernel), fresh weights;
+   256 wide, as the paper, torchvision's RoIAlign kernel and torch's RAdam), fresh
+   weights;
 2. the default profile (params.yaml ``model``), with the trained baseline weights when
    they exist (a trained detector proposes more positives, so this row is the slower
    case);
 3. the default profile with the full fine-tune losses (interpenetration + depth order).
 
-Prints images/s, peak extra memory and the speed relative to row 1. Targets: row 2 at
+Prints images/s, peak extra memory (each row's measured in a fresh process) and the speed
+relative to row 1. Targets: row 2 at
 least 3x row 1 (issue 13); row 3 at most 1.5x row 2's step time (issue 5). With a GPU all
 rows run on CUDA (``--device cpu`` keeps them on the CPU) and the memory column is the
 peak CUDA allocation.
@@ -20,7 +22,9 @@ peak CUDA allocation.
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -34,7 +38,14 @@ from model.io import read_model
 from model.rcnn import ModelConfig, build_model
 from model.smpl_criterion import SMPLCriterion
 from pipelines.synthetic.poses import SyntheticPrior
-from pipelines.training import PhaseParams, TrainParams, batches, on_device, split_losses
+from pipelines.training import (
+    PhaseParams,
+    TrainParams,
+    batches,
+    build_optimizers,
+    on_device,
+    split_losses,
+)
 from stages.common import read_params, typed
 from stages.train import criterion_config
 
@@ -45,21 +56,26 @@ ROUNDS = 2  # the two settings alternate, and each keeps its fastest round (less
 
 
 class Step:
-    """One training step of a network and its criterion."""
+    """One training step of a network and its criterion, with the pipeline's two
+    optimisers (``previous``: torch's RAdam, as before issue 13)."""
 
-    def __init__(self, network, criterion) -> None:
+    def __init__(self, network, criterion, previous: bool = False) -> None:
         self.network, self.criterion = network.train(), criterion
-        parameters = [*network.parameters(), *criterion.discriminator.parameters()]
-        self.optimizer = torch.optim.RAdam(parameters, lr=1e-4)
+        modules = (network, criterion.discriminator)
+        self.optimizers = ([torch.optim.RAdam(m.parameters(), lr=1e-4, weight_decay=1e-4,
+                                              decoupled_weight_decay=True) for m in modules]
+                           if previous else build_optimizers(*modules, 1e-4, 1e-4, 1e-4))
 
     def __call__(self, images, targets) -> None:
         images, targets = on_device(images, targets, next(self.network.parameters()).device)
         losses, branch = self.network(images, targets)
         losses.update(self.criterion(branch, targets, tuple(images.shape[-2:])))
         detector, adversary = split_losses(losses)
-        self.optimizer.zero_grad()
+        for optimizer in self.optimizers:
+            optimizer.zero_grad()
         (detector + adversary).backward()
-        self.optimizer.step()
+        for optimizer in self.optimizers:
+            optimizer.step()
 
 
 def step_time(step: Step, data) -> float:
@@ -95,12 +111,12 @@ def with_torchvision_pooling(network: torch.nn.Module) -> torch.nn.Module:
 
 def build_step(params: dict, body, model_config: ModelConfig, phase_name: str,
                variant: str | None, device: str, weights: str | None = None,
-               torchvision_pooling: bool = False) -> Step:
+               previous: bool = False) -> Step:
     """A training step of ``model_config`` with the losses of ``train.<phase_name>`` (and
     the scene losses of ``variant``), from fresh weights or those in the file ``weights``;
-    with torchvision's RoIAlign kernel if ``torchvision_pooling``."""
+    with torchvision's RoIAlign kernel and torch's RAdam if ``previous``."""
     network = build_model(model_config, body, 0)
-    if torchvision_pooling:
+    if previous:
         network = with_torchvision_pooling(network)
     discriminator = build_discriminator(body.num_joints, body.shape_dim, 1)
     if weights is not None:
@@ -109,38 +125,55 @@ def build_step(params: dict, body, model_config: ModelConfig, phase_name: str,
         discriminator.load_state_dict(state["discriminator"])
     losses = criterion_config(params, typed(PhaseParams, params, f"train.{phase_name}"), variant)
     criterion = SMPLCriterion(body, discriminator.to(device), SyntheticPrior(0), losses)
-    return Step(network.to(device), criterion)
+    return Step(network.to(device), criterion, previous)
+
+
+def settings(params: dict, body, device: str) -> dict[str, Callable[[], Step]]:
+    """The three rows' steps, each built when called."""
+    config = typed(ModelConfig, params, "model")
+    previous = dataclasses.replace(config, **PREVIOUS_PROFILE)
+    trained = TRAINED if Path(TRAINED).is_file() else None
+    return {
+        "previous profile (fp32, 256)": lambda: build_step(params, body, previous, "baseline",
+                                                           None, device, previous=True),
+        "default profile": lambda: build_step(params, body, config, "baseline", None, device,
+                                              trained),
+        "default + scene losses (full)": lambda: build_step(params, body, config, "finetune",
+                                                            "full", device, trained),
+    }
+
+
+def row_memory(label: str, device: str) -> float:
+    """Peak extra memory (MB) of the row ``label``, built and run in this process (run it
+    in a fresh one: memory an earlier row freed would otherwise hide the peak)."""
+    params = read_params()
+    common = typed(TrainParams, params, "train.common")
+    data_phase = typed(PhaseParams, params, "train.baseline")
+    body = load_body_model(params["body_model"]["kind"]).to(device)
+    step = settings(params, body, device)[label]()
+    return peak_memory_mb(step, batches(common, data_phase, 0), device)
 
 
 def main() -> None:
     device = parse_device(__doc__.splitlines()[0])
     params = read_params()
     common = typed(TrainParams, params, "train.common")
-    data_phase = typed(PhaseParams, params, "train.baseline")  # both settings read its batches
+    data_phase = typed(PhaseParams, params, "train.baseline")  # every row reads its batches
     body = load_body_model(params["body_model"]["kind"]).to(device)
-    config = typed(ModelConfig, params, "model")
-    previous = dataclasses.replace(config, **PREVIOUS_PROFILE)
-    trained = TRAINED if Path(TRAINED).is_file() else None
-    settings = {
-        "previous profile (fp32, 256)": build_step(params, body, previous, "baseline", None,
-                                                   device, torchvision_pooling=True),
-        "default profile": build_step(params, body, config, "baseline", None, device, trained),
-        "default + scene losses (full)": build_step(params, body, config, "finetune", "full",
-                                                    device, trained),
-    }
-    seconds = {label: float("inf") for label in settings}
+    steps = {label: build() for label, build in settings(params, body, device).items()}
+    seconds = {label: float("inf") for label in steps}
     for _ in range(ROUNDS):
-        for label, step in settings.items():  # same batches for both
+        for label, step in steps.items():  # same batches for each
             seconds[label] = min(seconds[label], step_time(step, batches(common, data_phase, 0)))
-    rows = []
-    for label, step in settings.items():
-        memory = peak_memory_mb(step, batches(common, data_phase, 0), device)
-        rows.append((label, data_phase.batch_size / seconds[label], memory))
+    del steps
+    with multiprocessing.get_context("spawn").Pool(1, maxtasksperchild=1) as pool:
+        memory = {label: pool.apply(row_memory, (label, device)) for label in seconds}
+    rows = [(label, data_phase.batch_size / seconds[label], memory[label]) for label in seconds]
     print(f"device: {describe(device)}")
     print(f"{'training step, batch ' + str(data_phase.batch_size):30s} {'images/s':>9s} "
           f"{'peak extra MB':>14s} {'vs previous':>12s}")
-    for label, speed, memory in rows:
-        print(f"{label:30s} {speed:9.2f} {memory:14.0f} {speed / rows[0][1]:11.2f}x")
+    for label, speed, mb in rows:
+        print(f"{label:30s} {speed:9.2f} {mb:14.0f} {speed / rows[0][1]:11.2f}x")
     print(f"scene losses: step time x{rows[1][1] / rows[2][1]:.2f} of the default's")
 
 

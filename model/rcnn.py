@@ -49,7 +49,8 @@ class ModelConfig:
     backbone: str  # resnet18 | resnet34 | resnet50 (the paper: resnet50)
     fpn_channels: int  # FPN, RPN and box-head width (the paper: 256)
     head_channels: int  # SMPL-branch convolution width (the paper: 256)
-    precision: str  # fp32 | bf16: backbone and SMPL-branch convolutions (the paper: fp32)
+    precision: str  # fp32 | bf16: backbone, RPN head, box head, SMPL-branch convolutions
+    #                 (the paper: fp32)
     imagenet_weights: bool  # needs torchvision's weight file in the torch hub cache
     trainable_layers: int  # ResNet stages trained (5 = all; the paper: 3 with frozen BN)
     anchor_sizes: tuple[int, ...]  # one per FPN level
@@ -165,6 +166,33 @@ class CoherentRCNN(nn.Module):
         return {**rpn_losses, **roi_losses}, branch
 
 
+class ReducedPrecisionRPNHead(RPNHead):
+    """torchvision's RPN head (its 3x3 convolution runs on every pyramid level: a tenth of
+    a CPU step) under ``precision``, its scores and box deltas returned in float32."""
+
+    def __init__(self, in_channels: int, num_anchors: int, precision: str) -> None:
+        super().__init__(in_channels, num_anchors)
+        self.precision = precision
+
+    def forward(self, x: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        with reduced_precision(self.precision, x[0].device.type):
+            logits, deltas = super().forward(x)
+        return [t.float() for t in logits], [t.float() for t in deltas]
+
+
+class ReducedPrecisionTwoMLPHead(TwoMLPHead):
+    """torchvision's box head (two fully connected layers, 7.5 million weights at
+    FPN 128) under ``precision``, its output in float32."""
+
+    def __init__(self, in_channels: int, representation_size: int, precision: str) -> None:
+        super().__init__(in_channels, representation_size)
+        self.precision = precision
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with reduced_precision(self.precision, x.device.type):
+            return super().forward(x).float()
+
+
 def _backbone(config: ModelConfig) -> nn.Module:
     """torchvision's ResNet-FPN, with an FPN of ``config.fpn_channels`` channels."""
     backbone = _resnet_fpn(config)
@@ -204,7 +232,8 @@ def build_model(config: ModelConfig, body: BodyModel, seed: int) -> CoherentRCNN
     anchors = AnchorGenerator(tuple((s,) for s in config.anchor_sizes),
                               (tuple(config.anchor_ratios),) * len(config.anchor_sizes))
     rpn = RegionProposalNetwork(
-        anchors, RPNHead(backbone.out_channels, len(config.anchor_ratios)),
+        anchors, ReducedPrecisionRPNHead(backbone.out_channels, len(config.anchor_ratios),
+                                         config.precision),
         fg_iou_thresh=0.7, bg_iou_thresh=0.3, batch_size_per_image=256, positive_fraction=0.5,
         pre_nms_top_n={"training": config.rpn_pre_nms_train, "testing": config.rpn_pre_nms_test},
         post_nms_top_n={"training": config.rpn_post_nms_train,
@@ -215,7 +244,8 @@ def build_model(config: ModelConfig, body: BodyModel, seed: int) -> CoherentRCNN
                     dropout=config.dropout, channels=config.head_channels,
                     precision=config.precision)
     roi_heads = SMPLRoIHeads(
-        MultiScaleRoIAlign(levels, 7, 2), TwoMLPHead(backbone.out_channels * 49, 1024),
+        MultiScaleRoIAlign(levels, 7, 2),
+        ReducedPrecisionTwoMLPHead(backbone.out_channels * 49, 1024, config.precision),
         FastRCNNPredictor(1024, 2),
         # the official R-CNN settings: IoU 0.5 for positives and negatives, 25 % positives
         fg_iou_thresh=0.5, bg_iou_thresh=0.5,

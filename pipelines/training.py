@@ -5,7 +5,8 @@
   be flipped (``flip_probability``) and, in a phase with ``crop_size``, cut to the
   official single-person crop (:mod:`pipelines.augment`), then letterboxed with the
   official colour noise.
-- **Optimisers.** RAdam for the detector. A separate RAdam trains the discriminator
+- **Optimisers.** RAdam for the detector (torch's RAdam computed by its fused AdamW
+  kernel, :mod:`pipelines.radam`). A separate RAdam trains the discriminator
   on the ``adv_*`` losses. Both decay the weights directly (``p -= lr * wd * p``, the
   official RAdam's decoupled weight decay, not an L2 term that Adam's normalisation
   would rescale). The detector's learning rate warms up linearly from a third over
@@ -37,6 +38,7 @@ import torch.distributed as dist
 
 from pipelines.augment import crop_person, flip_sample, random_person
 from pipelines.mixture import mixture
+from pipelines.radam import RAdam
 from pipelines.shards import SHARDS
 from pipelines.transforms import collate, to_network_input
 
@@ -181,9 +183,9 @@ def lr_factor(step: int, warmup_iters: int) -> float:
 def build_optimizers(network: torch.nn.Module, discriminator: torch.nn.Module, lr: float,
                      discriminator_lr: float, weight_decay: float) -> list[torch.optim.Optimizer]:
     """[detector's RAdam, discriminator's RAdam], both with decoupled weight decay (as the
-    official RAdam: the decay is applied to the weights, not added to the gradient)."""
-    return [torch.optim.RAdam(module.parameters(), lr=rate, weight_decay=weight_decay,
-                              decoupled_weight_decay=True)
+    official RAdam: the decay is applied to the weights, not added to the gradient), on
+    torch's fused kernel (:mod:`pipelines.radam`)."""
+    return [RAdam(module.parameters(), lr=rate, weight_decay=weight_decay)
             for module, rate in ((network, lr), (discriminator, discriminator_lr))]
 
 

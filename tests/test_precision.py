@@ -3,6 +3,7 @@ float32 network elsewhere, and a clear error for an unknown precision."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 
 import pytest
@@ -50,6 +51,37 @@ def test_bf16_smpl_head_is_close_to_float32(networks):
     for key in ("rotmats", "shape", "cam"):
         assert reduced[key].dtype == torch.float32
         torch.testing.assert_close(reduced[key], reference[key], atol=0.05, rtol=0.05)
+
+
+@contextlib.contextmanager
+def _output_dtypes(module: torch.nn.Module):
+    """Records the dtypes ``module``'s layers compute in, while open."""
+    seen: list[torch.dtype] = []
+    hooks = [layer.register_forward_hook(lambda _m, _i, out: seen.append(out.dtype))
+             for layer in module.modules()
+             if isinstance(layer, torch.nn.Conv2d | torch.nn.Linear)]
+    yield seen
+    for hook in hooks:
+        hook.remove()
+
+
+def test_bf16_rpn_and_box_heads_return_float32_close_to_float32(networks):
+    fp32, bf16 = networks
+    generator = torch.Generator().manual_seed(5)
+    channels = fp32.backbone.out_channels
+    levels = [torch.randn(2, channels, size, size + 3, generator=generator) for size in (16, 8)]
+    with _output_dtypes(bf16.rpn.head) as seen:
+        reference, reduced = fp32.rpn.head(levels), bf16.rpn.head(levels)
+    assert seen and set(seen) == {torch.bfloat16}  # the reduced path really ran
+    for expected, got in zip([*reference[0], *reference[1]], [*reduced[0], *reduced[1]],
+                             strict=True):
+        assert got.dtype == torch.float32
+        torch.testing.assert_close(got, expected, atol=0.05, rtol=0.05)
+    pooled = torch.randn(6, channels * 49, generator=generator)
+    with _output_dtypes(bf16.roi_heads.box_head) as seen:
+        reference, reduced = fp32.roi_heads.box_head(pooled), bf16.roi_heads.box_head(pooled)
+    assert seen and set(seen) == {torch.bfloat16} and reduced.dtype == torch.float32
+    torch.testing.assert_close(reduced, reference, atol=0.05, rtol=0.05)
 
 
 def test_unknown_precision_is_a_clear_error():

@@ -46,10 +46,12 @@ def main() -> None:
         losses.update(criterion(branch, targets, tuple(images.shape[-2:])))
         marks.append(time.perf_counter())
         detector, adversary = split_losses(losses)
-        step.optimizer.zero_grad()
+        for optimizer in step.optimizers:
+            optimizer.zero_grad()
         (detector + adversary).backward()
         marks.append(time.perf_counter())
-        step.optimizer.step()
+        for optimizer in step.optimizers:
+            optimizer.step()
         marks.append(time.perf_counter())
         if count >= 2:
             for part, start, end in zip(("network forward", "criterion forward", "backward",
