@@ -13,10 +13,9 @@ prepared them) with the baseline losses:
 3. the default profile with the full fine-tune losses (interpenetration + depth order).
 
 Prints images/s, peak extra memory (each row's measured in a fresh process) and the speed
-relative to row 1. Targets: row 2 at
-least 3x row 1 (issue 13); row 3 at most 1.5x row 2's step time (issue 5). With a GPU all
-rows run on CUDA (``--device cpu`` keeps them on the CPU) and the memory column is the
-peak CUDA allocation.
+relative to row 1. Targets: row 2 at least 3x row 1 (issue 13); row 3 at most 1.5x row
+2's step time (issue 5). With a GPU all rows run on CUDA (``--device cpu`` keeps them on
+the CPU) and the memory column is the peak CUDA allocation.
 """
 
 from __future__ import annotations
