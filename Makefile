@@ -24,7 +24,7 @@ test: $(STAMP)
 	$(PYTHON) -m pytest -q
 
 bench: $(STAMP)
-	@for name in sdf collision raster memory readers roi_align train predict refine; do \
+	@for name in sdf collision raster memory readers roi_align radam train predict refine; do \
 		echo "== bench/$$name.py"; $(PYTHON) -m bench.$$name || exit 1; \
 	done
 
