@@ -11,11 +11,9 @@ three rounds in turn, keeping each one's fastest. Prints ms per step and the spe
 
 from __future__ import annotations
 
-import time
-
 import torch
 
-from bench._scenes import describe, parse_device, synchronize
+from bench._scenes import describe, parse_device, time_ms
 from model.body import load_body_model
 from model.discriminator import build_discriminator
 from model.rcnn import ModelConfig, build_model
@@ -52,15 +50,10 @@ def copies(groups: list[list[torch.nn.Parameter]]) -> list[list[torch.nn.Paramet
     return copied
 
 
-def run(optimizers: list[torch.optim.Optimizer], steps: int) -> float:
-    """Seconds per step of all ``optimizers`` together."""
-    synchronize()
-    start = time.perf_counter()
-    for _ in range(steps):
-        for optimizer in optimizers:
-            optimizer.step()
-    synchronize()
-    return (time.perf_counter() - start) / steps
+def step_all(optimizers: list[torch.optim.Optimizer]) -> None:
+    """One step of every optimiser (the detector's, then the discriminator's)."""
+    for optimizer in optimizers:
+        optimizer.step()
 
 
 def main() -> None:
@@ -70,18 +63,19 @@ def main() -> None:
     theirs = [torch.optim.RAdam(g, lr=1e-4, weight_decay=1e-4, decoupled_weight_decay=True)
               for g in theirs_weights]
     ours = [RAdam(g, lr=1e-4, weight_decay=1e-4) for g in ours_weights]
-    run(theirs, WARM_UP)
-    run(ours, WARM_UP)
+    for _ in range(WARM_UP):
+        step_all(theirs)
+        step_all(ours)
     for mine, reference in zip(sum(ours_weights, []), sum(theirs_weights, []), strict=True):
         torch.testing.assert_close(mine, reference, rtol=1e-5, atol=1e-7)
-    seconds = {"torch": float("inf"), "ours": float("inf")}
+    ms = {"torch": float("inf"), "ours": float("inf")}
     for _ in range(ROUNDS):
-        seconds["torch"] = min(seconds["torch"], run(theirs, STEPS))
-        seconds["ours"] = min(seconds["ours"], run(ours, STEPS))
+        for name, optimizers in (("torch", theirs), ("ours", ours)):
+            ms[name] = min(ms[name], time_ms(lambda o=optimizers: step_all(o), STEPS))
     count = sum(w.numel() for w in sum(groups, [])) / 1e6
     print(f"device: {describe(device)}")
-    print(f"RAdam step, {count:.1f} million weights: torch {seconds['torch'] * 1e3:.1f} ms, "
-          f"ours {seconds['ours'] * 1e3:.1f} ms, {seconds['torch'] / seconds['ours']:.1f}x")
+    print(f"RAdam step, {count:.1f} million weights: torch {ms['torch']:.1f} ms, "
+          f"ours {ms['ours']:.1f} ms, {ms['torch'] / ms['ours']:.1f}x")
 
 
 if __name__ == "__main__":
