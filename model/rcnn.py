@@ -35,6 +35,7 @@ from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
 from model.body import BodyModel
 from model.camera import predicted_translations
+from model.positives import balanced_positives
 from model.precision import reduced_precision
 from model.smpl_head import SMPLHead
 from ops.roi_align import MultiScaleRoIAlign  # torchvision's, pooled as one sparse product on CPU
@@ -64,6 +65,8 @@ class ModelConfig:
     detections_per_image: int
     regressor_iterations: int
     dropout: float
+    smpl_rois_per_image: int = 0  # SMPL-branch RoIs per training image (0: every positive,
+    #                               the official behaviour; see model.positives)
 
 
 @dataclass
@@ -90,9 +93,10 @@ class SMPLRoIHeads(RoIHeads):
     """torchvision's box RoI heads plus the SMPL branch."""
 
     def __init__(self, *args, smpl_roi_pool: MultiScaleRoIAlign, smpl_head: SMPLHead,
-                 **kwargs) -> None:
+                 smpl_rois_per_image: int = 0, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.smpl_roi_pool, self.smpl_head = smpl_roi_pool, smpl_head
+        self.smpl_rois_per_image = smpl_rois_per_image
 
     def forward(self, features: dict[str, torch.Tensor], proposals: list[torch.Tensor],
                 image_shapes: list[tuple[int, int]], targets: list[dict] | None = None,
@@ -109,7 +113,8 @@ class SMPLRoIHeads(RoIHeads):
         loss_classifier, loss_box_reg = fastrcnn_loss(class_logits, box_regression, labels,
                                                       regression_targets)
         scores = F.softmax(class_logits, dim=-1)[:, 1].split([len(p) for p in proposals])
-        positives = [label > 0 for label in labels]
+        positives = [self._smpl_positives(label, m, s)
+                     for label, m, s in zip(labels, matched, scores, strict=True)]
         boxes = [p[pos] for p, pos in zip(proposals, positives, strict=True)]
         prediction = self.smpl_head(self.smpl_roi_pool(features, boxes, image_shapes))
         branch = BranchOutput(
@@ -117,6 +122,14 @@ class SMPLRoIHeads(RoIHeads):
             scores=[s[pos].detach() for s, pos in zip(scores, positives, strict=True)],
             rotmats=prediction["rotmats"], shape=prediction["shape"], cam=prediction["cam"])
         return {"loss_classifier": loss_classifier, "loss_box_reg": loss_box_reg}, branch
+
+    def _smpl_positives(self, labels: torch.Tensor, matched: torch.Tensor,
+                        scores: torch.Tensor) -> torch.Tensor:
+        """``[K]`` indices of one image's proposals that feed the SMPL branch: its
+        positives, at most ``smpl_rois_per_image`` of them spread over the people."""
+        positive = (labels > 0).nonzero()[:, 0]
+        keep = balanced_positives(matched[positive], scores[positive], self.smpl_rois_per_image)
+        return positive[keep]
 
     def _detect(self, features, class_logits, box_regression, proposals, image_shapes,
                 intrinsics):
@@ -252,5 +265,6 @@ def build_model(config: ModelConfig, body: BodyModel, seed: int) -> CoherentRCNN
         batch_size_per_image=config.box_batch_size_per_image, positive_fraction=0.25,
         bbox_reg_weights=None, score_thresh=0.05, nms_thresh=config.box_nms_thresh,
         detections_per_img=config.detections_per_image,
-        smpl_roi_pool=MultiScaleRoIAlign(levels, 14, 2), smpl_head=head)
+        smpl_roi_pool=MultiScaleRoIAlign(levels, 14, 2), smpl_head=head,
+        smpl_rois_per_image=config.smpl_rois_per_image)
     return CoherentRCNN(backbone, rpn, roi_heads, config.precision)
