@@ -1,13 +1,16 @@
 """Probe (not part of the pipeline): the default training step with some ``model``
 settings changed, each on the same batches in one process.
 
-Each argument is ``label:key=value,key=value`` (integer ``model`` settings); the first is
-the reference. Every setting is built from the trained baseline weights of the
-workspace (as ``bench/train.py``'s default row), then the settings take turns for three
-rounds of ``bench.train.step_time`` and each keeps its fastest round.
+Each argument is ``label:key=value,key=value`` (integer ``model`` settings), built from
+the trained baseline weights of the workspace (as ``bench/train.py``'s default row), or
+``previous``: ``bench/train.py``'s previous-profile row (fresh weights). The first is the
+reference. The settings take turns for three rounds of ``bench.train.step_time`` and
+each keeps its fastest round.
 
     python docs/probes/smpl_rois/step_speed.py "all:smpl_rois_per_image=0" \\
         "8:smpl_rois_per_image=8" "6:smpl_rois_per_image=6"    # in a workspace
+    python docs/probes/smpl_rois/step_speed.py previous "8:smpl_rois_per_image=8" \\
+        "6:smpl_rois_per_image=6"
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 
-from bench.train import TRAINED, build_step, step_time
+from bench.train import PREVIOUS_PROFILE, TRAINED, build_step, step_time
 from model.body import load_body_model
 from model.rcnn import ModelConfig
 from pipelines.training import PhaseParams, TrainParams, batches
@@ -40,9 +43,15 @@ def main() -> None:
     phase = typed(PhaseParams, params, "train.baseline")
     body = load_body_model(params["body_model"]["kind"])
     config = typed(ModelConfig, params, "model")
-    steps = {label: build_step(params, body, dataclasses.replace(config, **changes),
-                               "baseline", None, "cpu", TRAINED)
-             for label, changes in settings(sys.argv[1:]).items()}
+    steps = {}
+    for label, changes in settings(sys.argv[1:]).items():
+        if label == "previous":
+            previous = dataclasses.replace(config, **PREVIOUS_PROFILE)
+            steps[label] = build_step(params, body, previous, "baseline", None, "cpu",
+                                      previous=True)
+        else:
+            steps[label] = build_step(params, body, dataclasses.replace(config, **changes),
+                                      "baseline", None, "cpu", TRAINED)
     seconds = {label: float("inf") for label in steps}
     for _ in range(ROUNDS):
         for label, step in steps.items():  # the same batches for each
