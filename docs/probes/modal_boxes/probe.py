@@ -22,7 +22,7 @@ import torch
 from torchvision.ops import box_iou
 from tqdm import tqdm
 
-from ops.bootstrap import replicate_weights
+from ops.bootstrap import Interval, interval, paired, replicate_weights
 from ops.detection import ap_replicates, average_precision, match_detections
 from pipelines.shards import SHARDS, read_shards
 from pipelines.transforms import to_network_input
@@ -42,9 +42,9 @@ def visible_boxes(masks: torch.Tensor, people: int) -> torch.Tensor:
     return torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)
 
 
-def interval(values: np.ndarray, point: float) -> str:
-    low, high = np.percentile(values, [2.5, 97.5])
-    return f"{100 * point:.1f} [{100 * low:.1f}, {100 * high:.1f}]"
+def percent(value: Interval) -> str:
+    value = value.scaled(100.0)
+    return f"{value.value:.1f} [{value.low:.1f}, {value.high:.1f}]"
 
 
 def main() -> None:
@@ -77,9 +77,10 @@ def main() -> None:
         print(f"{benchmark}: {len(amodal)} images, {len(ratio)} people; visible box IoU with "
               f"the amodal one < 0.5: {below[0.5]:.1%}, < 0.7: {below[0.7]:.1%}")
         for name, (point, reps) in results.items():
-            print(f"  AP50 against {name} boxes: {interval(reps, point)}")
-        diff = results["visible"][1] - results["amodal"][1]
-        print(f"  visible - amodal: {interval(diff, results['visible'][0] - results['amodal'][0])}")
+            print(f"  AP50 against {name} boxes: {percent(interval(point, reps))}")
+        (seen_point, seen_reps), (whole_point, whole_reps) = results["visible"], results["amodal"]
+        difference = paired(seen_point, whole_point, seen_reps, whole_reps)
+        print(f"  visible - amodal: {percent(difference)}")
 
 
 if __name__ == "__main__":
