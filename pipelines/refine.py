@@ -51,6 +51,7 @@ from model.body import BodyModel, posed_in_camera
 from model.losses import generator_loss
 from ops.geometry import rot6d_to_matrix
 from pipelines.box_cues import overlapping_in_image, pseudo_instances, ranked_pairs
+from pipelines.determinism import deterministic_cpu_kernels
 from pipelines.refine_held import Fields, Still, troubled
 from pipelines.refine_scene import (
     Evidence,
@@ -169,7 +170,7 @@ def _refine_people(rotmats: torch.Tensor, shape: torch.Tensor, transl: torch.Ten
                    discriminator: torch.nn.Module | None) -> Refined:
     """The optimisation, over people that all take part in it (gradients on, whatever
     the caller's mode: evaluation runs under ``torch.no_grad``)."""
-    with torch.enable_grad():
+    with torch.enable_grad(), deterministic_cpu_kernels(rotmats.device):
         evidence = Evidence.of(rotmats, shape, transl, boxes, image_size, K, body, config,
                                discriminator)
         variables = Variables.start(evidence)

@@ -38,6 +38,7 @@ from model.io import read_model, save_model
 from model.mirror import mirror_index
 from model.rcnn import CoherentRCNN, ModelConfig, build_model
 from model.smpl_criterion import CriterionConfig, LossWeights, SceneLosses, SMPLCriterion
+from pipelines.determinism import deterministic_cpu_kernels
 from pipelines.priors import NpzPrior, build_prior
 from pipelines.synthetic import SyntheticConfig
 from pipelines.synthetic.poses import SyntheticPrior
@@ -127,7 +128,8 @@ def run(params: dict, phase_name: str, variant: str | None) -> None:
             if rank == 0 else None)
     data = batches(common, phase, seed, rank, skip=start,
                    rotation_mirror=mirror_index(body.rotation_names), body_model=body.name)
-    loop(session, data, common, phase, start, live, checkpoints if rank == 0 else None)
+    with deterministic_cpu_kernels(device):  # repeatable beside other busy processes
+        loop(session, data, common, phase, start, live, checkpoints if rank == 0 else None)
     if rank == 0:
         save_model(f"models/{name}/model.pt", network, discriminator, model_config, body.name,
                    (common.input_height, common.input_width))

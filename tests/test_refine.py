@@ -11,6 +11,7 @@ import dataclasses
 import pytest
 import torch
 
+import pipelines.refine as refine_module
 from model.body import posed_in_camera
 from model.camera import intrinsics_matrix, project, scale_intrinsics
 from model.smpl_head import FACING_CAMERA
@@ -115,6 +116,21 @@ def test_reordering_runs_without_the_other_phases(anny_body):
     torch.testing.assert_close(result.rotmats, rotmats)  # only the depths moved
     off = dataclasses.replace(config, order_steps=0)
     assert refine(rotmats, shape, transl, boxes, (HEIGHT, WIDTH), K, anny_body, off).steps == 0
+
+
+def test_refinement_runs_with_deterministic_cpu_kernels(anny_body, monkeypatch):
+    """The optimisation runs under pipelines.determinism on the CPU (its gathers'
+    backward sums in a fixed order), and the global setting comes back afterwards."""
+    seen, reorder = [], refine_module._reorder
+
+    def recording_reorder(*args):
+        seen.append(torch.are_deterministic_algorithms_enabled())
+        return reorder(*args)
+
+    monkeypatch.setattr(refine_module, "_reorder", recording_reorder)
+    rotmats, shape, transl, boxes = standing(anny_body, [[0.35, 0.3, 4.0], [-0.3, 0.3, 4.3]])
+    refine(rotmats, shape, transl, boxes, (HEIGHT, WIDTH), K, anny_body, CONFIG)
+    assert seen == [True] and not torch.are_deterministic_algorithms_enabled()
 
 
 def test_whole_bodies_inside_each_other_are_separated_by_rigid_moves(anny_body):

@@ -85,6 +85,21 @@ def test_phases_chain_log_and_resume_exactly(workdir, monkeypatch):
     assert {"loss_collision", "loss_depth_order", "loss_adversarial"} <= set(finetuned)
 
 
+def test_training_steps_run_with_deterministic_cpu_kernels(workdir, monkeypatch):
+    """Training on the CPU runs its steps under pipelines.determinism (repeatable beside
+    other busy processes) and leaves the global setting as it found it."""
+    monkeypatch.chdir(workdir)
+    seen = []
+
+    def recording_loop(*args, **kwargs):
+        seen.append(torch.are_deterministic_algorithms_enabled())
+        return loop(*args, **kwargs)
+
+    monkeypatch.setattr("stages.train.loop", recording_loop)
+    run(tiny_training_params(iters=1), "pretrain", None)
+    assert seen == [True] and not torch.are_deterministic_algorithms_enabled()
+
+
 class _Exploding(torch.nn.Module):
     """Returns NaN losses for the first ``bad`` calls."""
 

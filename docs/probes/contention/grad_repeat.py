@@ -2,17 +2,19 @@
 repeatable? Run it in a workspace, with another CPU-heavy process beside it to see the
 divergence the README describes ("another day's machine"):
 
-    PYTHONPATH=. python docs/probes/contention/grad_repeat.py 60
+    PYTHONPATH=. python docs/probes/contention/grad_repeat.py 60 [deterministic]
 
 For each of the first N fine-tune batches, the same step (trained baseline weights, the
 `full` losses, dropout and sampling re-seeded) runs twice; it prints how many of the
 network's weight gradients differ between the two, and which of the SMPL branch's
 outputs (rotation matrices, shape, camera) received different gradients from the
-criterion.
+criterion. With ``deterministic``, each step runs under
+``pipelines.determinism.deterministic_cpu_kernels``, as training does since the fix.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 import torch
@@ -20,6 +22,7 @@ import torch
 from bench.train import TRAINED, build_step
 from model.body import load_body_model
 from model.rcnn import ModelConfig
+from pipelines.determinism import deterministic_cpu_kernels
 from pipelines.training import PhaseParams, TrainParams, batches, split_losses
 from stages.common import read_params, typed
 
@@ -47,9 +50,11 @@ def main() -> None:
     config = typed(ModelConfig, params, "model")
     step = build_step(params, body, config, "finetune", "full", "cpu", TRAINED)
     data = batches(common, phase, 0)
+    deterministic = sys.argv[2:] == ["deterministic"]
     for index in range(int(sys.argv[1])):
         images, targets = next(data)[:2]
-        first, second = gradients(step, images, targets), gradients(step, images, targets)
+        with deterministic_cpu_kernels("cpu") if deterministic else contextlib.nullcontext():
+            first, second = gradients(step, images, targets), gradients(step, images, targets)
         differ = [name for name in first if not torch.equal(first[name], second[name])]
         print(f"batch {index}: {len(differ)} gradients differ", differ[:4], flush=True)
 

@@ -1,0 +1,39 @@
+"""Bitwise-repeatable CPU work: PyTorch's deterministic kernels, switched on around the
+training steps and test-time refinement.
+
+With more than one thread, PyTorch's CPU ``index_put_(..., accumulate=True)`` on float32
+(the backward of every gather, such as ``vertices[faces]``) adds more than 32,768 values
+with parallel atomic adds, so the order of the additions, and with it the last bits of
+the sums, follows the threads' timing. A ``full`` fine-tune step makes seven such sums
+(up to 329,232 values). Undisturbed, two threads keep the same timing and runs repeat
+bit for bit; beside another busy process they do not, and a run drifts from a random
+step on (README, "Reproducibility"; ``docs/probes/contention``). The deterministic
+kernels add in index order, and a fine-tune step takes as long with them (0.44-0.45 s
+here).
+
+CUDA is left as it is: torchvision's RoIAlign backward has no deterministic CUDA kernel
+(PyTorch would raise), and GPU runs are not bitwise repeatable in any case.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+
+
+@contextmanager
+def deterministic_cpu_kernels(device: torch.device | str) -> Iterator[None]:
+    """Within the block, PyTorch's deterministic kernels if ``device`` is the CPU (else
+    nothing changes); the previous setting afterwards."""
+    if torch.device(device).type != "cpu":
+        yield
+        return
+    enabled = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
