@@ -12,7 +12,9 @@ prepared them) with the baseline losses:
    case);
 3. the default profile with the full fine-tune losses (interpenetration + depth order).
 
-Prints images/s, peak extra memory (each row's measured in a fresh process) and the speed
+Rows 2 and 3 run on the deterministic CPU kernels, as training does
+(pipelines.determinism); row 1 on PyTorch's default ones, as it did. Prints images/s, peak
+extra memory (each row's measured in a fresh process) and the speed
 relative to row 1. Targets: row 2 at least 3x row 1 (issue 13); row 3 at most 1.5x row
 2's step time (issue 5). With a GPU all rows run on CUDA (``--device cpu`` keeps them on
 the CPU) and the memory column is the peak CUDA allocation.
@@ -20,6 +22,7 @@ the CPU) and the memory column is the peak CUDA allocation.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import multiprocessing
 import time
@@ -36,6 +39,7 @@ from model.discriminator import build_discriminator
 from model.io import read_model
 from model.rcnn import ModelConfig, build_model
 from model.smpl_criterion import SMPLCriterion
+from pipelines.determinism import deterministic_cpu_kernels
 from pipelines.synthetic.poses import SyntheticPrior
 from pipelines.training import (
     PhaseParams,
@@ -58,17 +62,22 @@ ROUNDS = 2  # the two settings alternate, and each keeps its fastest round (less
 
 class Step:
     """One training step of a network and its criterion, with the pipeline's two
-    optimisers (``previous``: torch's RAdam, as before issue 13)."""
+    optimisers, on the deterministic CPU kernels as training runs (``previous``: torch's
+    RAdam and PyTorch's default kernels, as before issue 13)."""
 
     def __init__(self, network, criterion, previous: bool = False) -> None:
-        self.network, self.criterion = network.train(), criterion
+        self.network, self.criterion, self.previous = network.train(), criterion, previous
         modules = (network, criterion.discriminator)
         self.optimizers = ([torch.optim.RAdam(m.parameters(), lr=1e-4, weight_decay=1e-4,
                                               decoupled_weight_decay=True) for m in modules]
                            if previous else build_optimizers(*modules, 1e-4, 1e-4, 1e-4))
 
     def __call__(self, images, targets) -> None:
-        images, targets = on_device(images, targets, next(self.network.parameters()).device)
+        device = next(self.network.parameters()).device
+        with contextlib.nullcontext() if self.previous else deterministic_cpu_kernels(device):
+            self.take(*on_device(images, targets, device))
+
+    def take(self, images, targets) -> None:
         losses, branch = self.network(images, targets)
         losses.update(self.criterion(branch, targets, tuple(images.shape[-2:])))
         detector, adversary = split_losses(losses)

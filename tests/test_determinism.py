@@ -6,6 +6,7 @@ afterwards, and other devices are left alone."""
 import numpy as np
 import pytest
 import torch
+import torch.utils.deterministic
 
 from pipelines.determinism import deterministic_cpu_kernels
 
@@ -34,8 +35,10 @@ def test_gather_backward_sums_in_index_order(size):
 
 def test_previous_setting_comes_back_and_other_devices_are_left_alone():
     assert not torch.are_deterministic_algorithms_enabled()
+    fill = torch.utils.deterministic.fill_uninitialized_memory
     with deterministic_cpu_kernels(torch.device("cpu")):
         assert torch.are_deterministic_algorithms_enabled()
+        assert not torch.utils.deterministic.fill_uninitialized_memory
         with deterministic_cpu_kernels("cuda"):  # no GPU needed: nothing is switched
             assert torch.are_deterministic_algorithms_enabled()
     assert not torch.are_deterministic_algorithms_enabled()
@@ -44,3 +47,4 @@ def test_previous_setting_comes_back_and_other_devices_are_left_alone():
     with pytest.raises(KeyError), deterministic_cpu_kernels("cpu"):
         raise KeyError("an error inside the block")
     assert not torch.are_deterministic_algorithms_enabled()
+    assert torch.utils.deterministic.fill_uninitialized_memory == fill
