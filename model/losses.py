@@ -12,11 +12,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from model.pose_anchors import nearest_anchor
 from ops.collision import collision_loss
 from ops.depth_order import depth_order_loss
 from ops.raster import depth_maps
 
-__all__ = ["keypoint_2d_loss", "keypoint_3d_loss", "body_param_loss", "generator_loss",
+__all__ = ["keypoint_2d_loss", "keypoint_3d_loss", "body_param_loss", "pose_anchor_loss",
+           "generator_loss",
            "discriminator_loss", "select_per_person", "scene_losses", "CRITERIA"]
 
 CRITERIA = {"l1": F.l1_loss, "mse": F.mse_loss}
@@ -70,6 +72,17 @@ def body_param_loss(pred_rotmats: torch.Tensor, gt_rotmats: torch.Tensor,
         "shape": F.mse_loss(pred_shape[mask], gt_shape[mask]),
         "vertices": F.l1_loss(pred_vertices[mask], gt_vertices[mask]),
     }
+
+
+def pose_anchor_loss(logits: torch.Tensor, gt_rotmats: torch.Tensor, anchors: torch.Tensor,
+                     has_body: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the pose-anchor scores ``logits [N, K]`` against each person's
+    nearest anchor (``anchors [K, J - 1, 3, 3]``, ``gt_rotmats [N, J, 3, 3]``), where the
+    body parameters are known (``has_body [N]``)."""
+    mask = has_body.bool()
+    if not mask.any():
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits[mask], nearest_anchor(gt_rotmats[mask], anchors))
 
 
 def generator_loss(fake_scores: torch.Tensor) -> torch.Tensor:

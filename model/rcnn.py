@@ -67,6 +67,8 @@ class ModelConfig:
     dropout: float
     smpl_rois_per_image: int = 0  # SMPL-branch RoIs per training image (0: every positive,
     #                               the official behaviour; see model.positives)
+    pose_anchors: int = 0  # anchor poses the SMPL regressor starts from (0: the mean pose,
+    #                        the paper; see model.pose_anchors)
 
 
 @dataclass
@@ -79,6 +81,7 @@ class BranchOutput:
         scores: per image, ``[N_i]`` their person scores (detached).
         rotmats: ``[N, J, 3, 3]``, ``shape`` ``[N, S]``, ``cam`` ``[N, 3]``: the
             predictions of all images, concatenated in image order (N = sum of N_i).
+        anchor_logits: ``[N, K]`` the pose-anchor scores (None without anchors).
     """
 
     boxes: list[torch.Tensor]
@@ -87,6 +90,7 @@ class BranchOutput:
     rotmats: torch.Tensor
     shape: torch.Tensor
     cam: torch.Tensor
+    anchor_logits: torch.Tensor | None = None
 
 
 class SMPLRoIHeads(RoIHeads):
@@ -120,7 +124,8 @@ class SMPLRoIHeads(RoIHeads):
         branch = BranchOutput(
             boxes=boxes, matched=[m[pos] for m, pos in zip(matched, positives, strict=True)],
             scores=[s[pos].detach() for s, pos in zip(scores, positives, strict=True)],
-            rotmats=prediction["rotmats"], shape=prediction["shape"], cam=prediction["cam"])
+            rotmats=prediction["rotmats"], shape=prediction["shape"], cam=prediction["cam"],
+            anchor_logits=prediction.get("anchor_logits"))
         return {"loss_classifier": loss_classifier, "loss_box_reg": loss_box_reg}, branch
 
     def _smpl_positives(self, labels: torch.Tensor, matched: torch.Tensor,
@@ -255,7 +260,7 @@ def build_model(config: ModelConfig, body: BodyModel, seed: int) -> CoherentRCNN
     head = SMPLHead(backbone.out_channels, body.num_joints, body.mean_shape(),
                     bounded_shape=body.name == "anny", iterations=config.regressor_iterations,
                     dropout=config.dropout, channels=config.head_channels,
-                    precision=config.precision)
+                    precision=config.precision, pose_anchors=config.pose_anchors)
     roi_heads = SMPLRoIHeads(
         MultiScaleRoIAlign(levels, 7, 2),
         ReducedPrecisionTwoMLPHead(backbone.out_channels * 49, 1024, config.precision),

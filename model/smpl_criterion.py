@@ -9,7 +9,8 @@ matched person and score) and the targets into a dict of named losses. Per image
    conversion, with that image's intrinsics; :func:`model.camera.predicted_translations`).
 2. Its COCO keypoints are projected and compared with those of its assigned person.
 3. The 3D keypoints are compared root-centred.
-4. The body parameters are compared where the person has them.
+4. The body parameters are compared where the person has them, and so are the
+   pose-anchor scores with the person's nearest anchor (when the network has anchors).
 5. The scene losses (interpenetration, depth order) use one prediction per person.
 
 Proposals whose box is at most ``min_box_size`` pixels wide or high supervise nothing
@@ -47,6 +48,7 @@ from model.losses import (
     generator_loss,
     keypoint_2d_loss,
     keypoint_3d_loss,
+    pose_anchor_loss,
     scene_losses,
     select_per_person,
 )
@@ -67,6 +69,7 @@ class LossWeights:
     shape: float
     vertices: float
     adversarial: float
+    pose_anchor: float  # the pose-anchor classification (model.pose_anchors; not in the paper)
 
 
 @dataclass(frozen=True)
@@ -107,12 +110,14 @@ class SMPLCriterion(nn.Module):
         discriminator: the adversarial prior's discriminator (possibly DDP-wrapped).
         prior: ``prior(n) -> (rotmats, shape)``: n "real" samples for the discriminator.
         config: the phase's losses.
+        anchors: ``[K, J - 1, 3, 3]`` the network's pose anchors (None: it has none).
     """
 
     def __init__(self, body: BodyModel, discriminator: nn.Module, prior,
-                 config: CriterionConfig) -> None:
+                 config: CriterionConfig, anchors: torch.Tensor | None = None) -> None:
         super().__init__()
         self.body, self.discriminator, self.prior, self.config = body, discriminator, prior, config
+        self.anchors = anchors
 
     def forward(self, branch: BranchOutput, targets: list[dict],
                 image_size: tuple[int, int]) -> dict[str, torch.Tensor]:
@@ -120,27 +125,29 @@ class SMPLCriterion(nn.Module):
         output = self.body(branch.rotmats, branch.shape)
         transl = predicted_translations(branch.cam, branch.boxes, [t["K"] for t in targets])
         counts = [len(b) for b in branch.boxes]
-        names = ("keypoints_2d", "keypoints_3d", "rotmats", "shape", "vertices", "collision",
-                 "depth_order")
+        names = ("keypoints_2d", "keypoints_3d", "rotmats", "shape", "vertices", "pose_anchor",
+                 "collision", "depth_order")
         per_image: dict[str, list[torch.Tensor]] = {name: [] for name in names}
+        logits = (branch.anchor_logits.split(counts) if branch.anchor_logits is not None
+                  else [None] * len(counts))
         pieces = zip(output.vertices.split(counts), output.joints["coco17"].split(counts),
                      output.joints["h36m17"].split(counts), branch.rotmats.split(counts),
-                     branch.shape.split(counts), strict=True)
-        for i, (vertices, coco, h36m, rotmats, shape) in enumerate(pieces):
-            image = self._image_losses(vertices, coco, h36m, rotmats, shape, branch.boxes[i],
-                                       branch.matched[i], branch.scores[i], transl[i],
-                                       targets[i], image_size)
+                     branch.shape.split(counts), logits, strict=True)
+        for i, (vertices, coco, h36m, rotmats, shape, anchor_logits) in enumerate(pieces):
+            image = self._image_losses(vertices, coco, h36m, rotmats, shape, anchor_logits,
+                                       branch.boxes[i], branch.matched[i], branch.scores[i],
+                                       transl[i], targets[i], image_size)
             for name, value in image.items():
                 per_image[name].append(value)
         losses = {f"loss_{name}": config.weight(name) * _reduce(name, values)
-                  for name, values in per_image.items() if config.weight(name) > 0}
+                  for name, values in per_image.items() if values and config.weight(name) > 0}
         if config.weight("adversarial") > 0:
             losses.update(self._adversarial(branch.rotmats, branch.shape,
                                             config.weight("adversarial")))
         return losses
 
-    def _image_losses(self, vertices, coco, h36m, rotmats, shape, boxes, matched, scores,
-                      transl, target, image_size) -> dict[str, torch.Tensor]:
+    def _image_losses(self, vertices, coco, h36m, rotmats, shape, anchor_logits, boxes,
+                      matched, scores, transl, target, image_size) -> dict[str, torch.Tensor]:
         config = self.config
         # The official small-box filter: proposals this small supervise nothing.
         size = boxes[:, 2:] - boxes[:, :2]
@@ -161,6 +168,8 @@ class SMPLCriterion(nn.Module):
             losses.update(body_param_loss(rotmats, target["rotmats"][matched], shape,
                                           target["shape"][matched], vertices, gt_vertices,
                                           target["has_body"][matched] & valid))
+        if anchor_logits is not None:
+            losses["pose_anchor"] = self._anchor_loss(anchor_logits, matched, valid, target)
         losses.update(dict.fromkeys(("collision", "depth_order"), zero))
         scene = config.scene
         want = (config.weight("collision") > 0, config.weight("depth_order") > 0)
@@ -171,6 +180,15 @@ class SMPLCriterion(nn.Module):
                                        target["K"], image_size, target.get("masks"),
                                        scene.sigma, scene.robust, scene.grid, want))
         return losses
+
+    def _anchor_loss(self, logits, matched, valid, target) -> torch.Tensor:
+        if self.anchors is None:
+            raise ValueError("SMPLCriterion: the network scores pose anchors, but the "
+                             "criterion was given none")
+        if "rotmats" not in target or not matched.numel():
+            return logits.sum() * 0.0
+        return pose_anchor_loss(logits, target["rotmats"][matched], self.anchors,
+                                target["has_body"][matched] & valid)
 
     def _adversarial(self, rotmats, shape, weight) -> dict[str, torch.Tensor]:
         module = getattr(self.discriminator, "module", self.discriminator)  # under DDP

@@ -11,7 +11,9 @@ The phases:
 - ``finetune``: adds the variant's scene losses (``losses.<variant>``) and switches the
   keypoint criterion to MSE, as in the official tune config.
 
-Each phase starts from the previous phase's ``model.pt`` (network and discriminator).
+Each phase starts from the previous phase's ``model.pt`` (network and discriminator);
+the first one fits the network's pose anchors, if it has any (``model.pose_anchors``),
+to poses drawn from the training prior.
 It writes ``models/<name>/model.pt`` (:mod:`model.io`), dvclive logs in
 ``logs/<name>/`` and a resumable checkpoint in ``checkpoints/<name>/``. The network
 predicts; the :class:`~model.smpl_criterion.SMPLCriterion` built here scores; the
@@ -36,6 +38,7 @@ from tqdm import tqdm
 from model.discriminator import build_discriminator
 from model.io import read_model, save_model
 from model.mirror import mirror_index
+from model.pose_anchors import fit_pose_anchors
 from model.rcnn import CoherentRCNN, ModelConfig, build_model
 from model.smpl_criterion import CriterionConfig, LossWeights, SceneLosses, SMPLCriterion
 from pipelines.determinism import deterministic_cpu_kernels
@@ -57,6 +60,7 @@ from pipelines.training import (
 from stages.common import BodyModelParams, from_section, read_params, typed
 
 PREVIOUS = {"pretrain": None, "baseline": "pretrain", "finetune": "baseline"}
+ANCHOR_FIT_POSES = 4096  # prior poses the pose anchors are fitted to
 
 
 def criterion_config(params: dict, phase: PhaseParams, variant: str | None) -> CriterionConfig:
@@ -111,6 +115,9 @@ def run(params: dict, phase_name: str, variant: str | None) -> None:
         state = read_model(f"models/{previous}/model.pt")
         network.load_state_dict(state["network"])
         discriminator.load_state_dict(state["discriminator"])
+    elif model_config.pose_anchors:
+        fit_anchors(network, common.prior, seed, body.num_joints, body.shape_dim,
+                    typed(SyntheticConfig, params, "synthetic").child_fraction)
     optimizers = build_optimizers(network, discriminator, phase.lr, common.discriminator_lr,
                                   common.weight_decay)
     # The number of iterations is left out, so a longer run resumes a shorter one.
@@ -122,7 +129,8 @@ def run(params: dict, phase_name: str, variant: str | None) -> None:
     wrap = (lambda m: DistributedDataParallel(m, find_unused_parameters=True)
             ) if world_size > 1 else (lambda m: m)
     session = Session(wrap(network), network, discriminator,
-                      SMPLCriterion(body, wrap(discriminator), prior, losses), optimizers,
+                      SMPLCriterion(body, wrap(discriminator), prior, losses,
+                                    anchors(network)), optimizers,
                       [phase.lr, common.discriminator_lr])
     live = (Live(f"logs/{name}", dvcyaml=False, save_dvc_exp=False, resume=start > 0)
             if rank == 0 else None)
@@ -136,6 +144,22 @@ def run(params: dict, phase_name: str, variant: str | None) -> None:
         live.end()
     if world_size > 1:
         torch.distributed.destroy_process_group()
+
+
+def fit_anchors(network: CoherentRCNN, prior_source: str, seed: int, num_joints: int,
+                shape_dim: int, child_fraction: float) -> None:
+    """Fit the network's pose anchors to poses of the training prior (its own draw, the
+    same on every rank, so the adversarial prior's stream is untouched)."""
+    rotmats, _ = build_prior(prior_source, seed + 2, num_joints, shape_dim,
+                             child_fraction)(ANCHOR_FIT_POSES)
+    head = network.roi_heads.smpl_head
+    head.set_anchors(fit_pose_anchors(rotmats, len(head.anchors), seed).to(head.anchors))
+
+
+def anchors(network: CoherentRCNN) -> torch.Tensor | None:
+    """``[K, J - 1, 3, 3]`` the network's pose anchors, or None."""
+    head = network.roi_heads.smpl_head
+    return head.anchor_rotations() if hasattr(head, "anchors") else None
 
 
 def resume(checkpoints: Checkpointer, name: str, network: nn.Module, discriminator: nn.Module,

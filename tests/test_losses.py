@@ -198,7 +198,7 @@ def test_criterion_poses_each_annotated_person_once(anny_body, rng):
               "shape": shapes[:people], "has_body": torch.ones(people, dtype=torch.bool),
               "boxes": boxes[:people]}
     weights = LossWeights(keypoints_2d=0.0, keypoints_3d=0.0, rotmats=0.0, shape=0.0,
-                          vertices=1.0, adversarial=0.0)
+                          vertices=1.0, adversarial=0.0, pose_anchor=0.0)
     criterion = SMPLCriterion(body, None, None, CriterionConfig(weights, False, "l1", 5.0, None))
     loss = criterion(branch, [target], (128, 128))["loss_vertices"]
     predicted = body(rotations[people:], shapes[people:]).vertices
