@@ -3,9 +3,10 @@
 The paper's regressor starts every person at the mean pose and regresses the whole
 articulation. With anchors, the branch also classifies each RoI among K typical poses
 (cross-entropy to the person's nearest anchor) and starts the regressor from the
-softmax-weighted mixture of the anchors. A network trained from scratch learns to tell
-poses apart far sooner than it learns to regress them (README, "pose anchors"); the
-regressor then only refines.
+softmax-weighted mixture of the anchors, which it then refines. A plain network trained
+from scratch learns to tell poses apart far sooner than it learns to regress them; in
+this pipeline that gain did not carry over, so the option is off (README, "Pose
+anchors, measured").
 
 The anchors are K-means centres of the body rotations (every rotation but the global
 one, which stays at the mean pose's) of poses drawn from the training prior, with the

@@ -7,9 +7,9 @@ with parallel atomic adds, so the order of the additions, and with it the last b
 the sums, follows the threads' timing. A ``full`` fine-tune step makes 2 to 8 such sums
 (up to 329,232 values). Undisturbed, two threads keep the same timing and runs repeat
 bit for bit; beside another busy process they do not, and a run drifts from a random
-step on (README, "Reproducibility"; ``docs/probes/contention``). The deterministic
-kernels add in index order, and a training step takes about as long with them (0.5-1.7 %
-longer here, with the NaN fill of new tensors off).
+step on (README, "Reproducibility, as measured"; ``docs/probes/contention``). The
+deterministic kernels add in index order, and a training step takes about as long with
+them (0.5-1.7 % longer here, with the NaN fill of new tensors off).
 
 CUDA is left as it is: torchvision's RoIAlign backward has no deterministic CUDA kernel
 (PyTorch would raise), and GPU runs are not bitwise repeatable in any case.
