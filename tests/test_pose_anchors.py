@@ -16,6 +16,7 @@ from model.pose_anchors import fit_pose_anchors, nearest_anchor
 from model.smpl_head import FACING_CAMERA, SMPLHead
 from ops.geometry import axis_angle_to_matrix
 from stages.train import run
+from tests.test_training import first_batch
 from tests.training_setup import prepare_tiny_shards, tiny_model, tiny_training_params
 
 
@@ -109,8 +110,6 @@ def anchored_params(iters: int = 2) -> dict:
 
 def test_criterion_scores_anchors_and_trains_the_classifier(tmp_path):
     prepare_tiny_shards(tmp_path, anchored_params())
-    from tests.test_training import first_batch
-
     model = tiny_model(anchored_params()).train()
     head = model.network.roi_heads.smpl_head
     head.set_anchors(fit_pose_anchors(model.criterion.prior(64)[0], 4, seed=0))
