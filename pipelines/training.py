@@ -80,6 +80,7 @@ class PhaseParams:
     keypoint_criterion: str  # l1 | mse
     datasets: dict[str, float]  # training dataset -> mixture weight
     crop_size: int | None  # None: whole images; else the official single-person crops
+    smpl_rois_per_image: int | None  # None: model.smpl_rois_per_image; else this phase's cap
 
 
 ROOT = Path(__file__).resolve().parents[1]

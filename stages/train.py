@@ -35,6 +35,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from model.body import BodyModel
 from model.discriminator import build_discriminator
 from model.io import read_model, save_model
 from model.mirror import mirror_index
@@ -108,7 +109,7 @@ def run(params: dict, phase_name: str, variant: str | None) -> None:
     body = from_section(BodyModelParams, params, "body_model").build().to(device)
     prior = build_prior(common.prior, seed + 1 + rank, body.num_joints, body.shape_dim,
                         typed(SyntheticConfig, params, "synthetic").child_fraction)
-    network = build_model(model_config, body, seed).to(device)
+    network = build_network(model_config, phase, body, seed).to(device)
     discriminator = build_discriminator(body.num_joints, body.shape_dim, seed + 1).to(device)
     previous = PREVIOUS[phase_name]
     if previous:
@@ -144,6 +145,16 @@ def run(params: dict, phase_name: str, variant: str | None) -> None:
         live.end()
     if world_size > 1:
         torch.distributed.destroy_process_group()
+
+
+def build_network(model_config: ModelConfig, phase: PhaseParams, body: BodyModel,
+                  seed: int) -> CoherentRCNN:
+    """The network as ``model`` builds it, with the phase's own cap on the SMPL-branch
+    RoIs when it sets one (a training-time sampling choice: the weights are the same)."""
+    network = build_model(model_config, body, seed)
+    if phase.smpl_rois_per_image is not None:
+        network.roi_heads.smpl_rois_per_image = phase.smpl_rois_per_image
+    return network
 
 
 def fit_anchors(network: CoherentRCNN, prior_source: str, seed: int, num_joints: int,

@@ -12,7 +12,9 @@ import torch
 from model.losses import select_per_person
 from model.positives import balanced_positives
 from model.rcnn import ModelConfig, build_model
+from pipelines.training import PhaseParams
 from stages.common import typed
+from stages.train import build_network
 from tests.training_setup import tiny_training_params
 
 
@@ -112,3 +114,18 @@ def test_network_feeds_the_capped_positives_to_the_smpl_branch(anny_body):
         assert sorted(Counter(full.matched[image][kept].tolist()).values()) == [1, 1, 2]
         best = select_per_person(full.matched[image], full.scores[image], 3)
         assert set(best.tolist()) <= set(kept)  # each person's best is among them
+
+
+def test_a_phase_cap_replaces_the_model_cap(anny_body):
+    params = tiny_training_params()
+    config = dataclasses.replace(typed(ModelConfig, params, "model"), smpl_rois_per_image=8)
+    phase = typed(PhaseParams, params, "train.pretrain")
+    for cap, expected in ((2, 2), (None, 8)):
+        network = build_network(config, dataclasses.replace(phase, smpl_rois_per_image=cap),
+                                anny_body, 0)
+        assert network.roi_heads.smpl_rois_per_image == expected
+    # the cap is a sampling choice: the weights are those of the model alone
+    capped = build_network(config, dataclasses.replace(phase, smpl_rois_per_image=2),
+                           anny_body, 0).state_dict()
+    for name, value in build_model(config, anny_body, 0).state_dict().items():
+        assert torch.equal(capped[name], value), name

@@ -1,0 +1,83 @@
+"""Paired differences between this workspace's evaluations and a committed run's: the
+same model on the same test images, a 95 % paired bootstrap interval over images.
+
+    PYTHONPATH=. python docs/runs/paired_runs.py 69b2240                 # every model
+    PYTHONPATH=. python docs/runs/paired_runs.py 69b2240 --models baseline full
+
+Reads the other run's ``evaluations/<benchmark>/<model>.jsonl`` with ``git show`` (so it
+needs the repository's history) and this workspace's from ``evaluations/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ops.bootstrap import replicate_weights
+from ops.detection import ap_replicates, average_precision
+from pipelines.evaluation import detection_inputs, read_records
+from stages.common import read_params
+from stages.tables import paired_difference
+
+ROWS = {"synth_single": (("pa_mpjpe_mm", None), ("mpjpe_mm", None), ("collision_frames", None)),
+        "synth_groups": (("mpjpe_mm", "mean"), ("pa_mpjpe_mm", None)),
+        "synth_multi": (("pa_mpjpe_mm", None), ("mpjpe_mm", None), ("pck_all", None),
+                        ("collision_frames", None), ("depth_order_acc", None)),
+        "synth_crowd": (("pa_mpjpe_mm", None), ("collision_frames", None),
+                        ("depth_order_acc", None))}
+
+
+def committed_records(commit: str, benchmark: str, model: str, folder: Path) -> None:
+    """Write ``commit``'s evaluation of ``model`` as ``folder/<benchmark>/<model>@old.jsonl``."""
+    text = subprocess.run(["git", "show", f"{commit}:evaluations/{benchmark}/{model}.jsonl"],
+                          check=True, capture_output=True, text=True).stdout
+    (folder / benchmark).mkdir(parents=True, exist_ok=True)
+    (folder / benchmark / f"{model}@old.jsonl").write_text(text)
+    (folder / benchmark / f"{model}.jsonl").write_text(
+        Path("evaluations", benchmark, f"{model}.jsonl").read_text())
+
+
+def ap_difference(folder: Path, benchmark: str, model: str, replicates: int) -> str:
+    """AP50 (%) of ``model`` minus its ``@old`` records on the images both evaluated."""
+    new, old = ({r["key"]: r for r in read_records(folder / benchmark / f"{name}.jsonl")}
+                for name in (model, f"{model}@old"))
+    keys = sorted(set(new) & set(old))
+    weights = replicate_weights(len(keys), replicates, 0)
+    images = [detection_inputs([records[k] for k in keys]) for records in (new, old)]
+    points = [100 * average_precision(*inputs) for inputs in images]
+    draws = 100 * (ap_replicates(*images[0], weights) - ap_replicates(*images[1], weights))
+    low, high = np.percentile(draws, [2.5, 97.5])
+    return (f"{points[1]:.1f} -> {points[0]:.1f}: {points[0] - points[1]:+.1f} "
+            f"[{low:+.1f}, {high:+.1f}]")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("commit", help="the other run's commit")
+    parser.add_argument("--models", nargs="+", help="default: params.yaml eval.models")
+    args = parser.parse_args()
+    params = read_params()
+    models = args.models or [m for m in params["eval"]["models"] if m != "mean_pose"]
+    replicates = int(params["eval"]["bootstrap_replicates"])
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        for model in models:
+            for benchmark, rows in ROWS.items():
+                committed_records(args.commit, benchmark, model, folder)
+                for metric, group in rows:
+                    delta = paired_difference(folder, benchmark, model, metric, group,
+                                              replicates, 0, reference=f"{model}@old")
+                    name = metric + (f"@{group}" if group else "")
+                    print(f"{model:13s} {benchmark:12s} {name:18s} " + (
+                        "no records" if delta is None else
+                        f"{delta.value:+.1f} [{delta.low:+.1f}, {delta.high:+.1f}]"))
+                print(f"{model:13s} {benchmark:12s} {'ap50':18s} "
+                      + ap_difference(folder, benchmark, model, replicates))
+
+
+if __name__ == "__main__":
+    main()
