@@ -15,11 +15,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
-from ops.bootstrap import replicate_weights
+from ops.bootstrap import paired
 from ops.detection import ap_replicates, average_precision
-from pipelines.evaluation import detection_inputs, read_records
+from pipelines.evaluation import detection_inputs, read_records, record_weights
 from stages.common import read_params
 from stages.tables import paired_difference
 
@@ -46,13 +44,13 @@ def ap_difference(folder: Path, benchmark: str, model: str, replicates: int) -> 
     new, old = ({r["key"]: r for r in read_records(folder / benchmark / f"{name}.jsonl")}
                 for name in (model, f"{model}@old"))
     keys = sorted(set(new) & set(old))
-    weights = replicate_weights(len(keys), replicates, 0)
+    weights = record_weights([new[k] for k in keys], replicates, 0)
     images = [detection_inputs([records[k] for k in keys]) for records in (new, old)]
     points = [100 * average_precision(*inputs) for inputs in images]
-    draws = 100 * (ap_replicates(*images[0], weights) - ap_replicates(*images[1], weights))
-    low, high = np.percentile(draws, [2.5, 97.5])
-    return (f"{points[1]:.1f} -> {points[0]:.1f}: {points[0] - points[1]:+.1f} "
-            f"[{low:+.1f}, {high:+.1f}]")
+    draws = [100 * ap_replicates(*inputs, weights) for inputs in images]
+    delta = paired(points[0], points[1], *draws)
+    return (f"{points[1]:.1f} -> {points[0]:.1f}: {delta.value:+.1f} "
+            f"[{delta.low:+.1f}, {delta.high:+.1f}]")
 
 
 def main() -> None:
