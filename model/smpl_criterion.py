@@ -133,10 +133,11 @@ class SMPLCriterion(nn.Module):
         pieces = zip(output.vertices.split(counts), output.joints["coco17"].split(counts),
                      output.joints["h36m17"].split(counts), branch.rotmats.split(counts),
                      branch.shape.split(counts), logits, strict=True)
+        posed = self._annotated_vertices(targets)
         for i, (vertices, coco, h36m, rotmats, shape, anchor_logits) in enumerate(pieces):
             image = self._image_losses(vertices, coco, h36m, rotmats, shape, anchor_logits,
                                        branch.boxes[i], branch.matched[i], branch.scores[i],
-                                       transl[i], targets[i], image_size)
+                                       transl[i], targets[i], image_size, posed[i])
             for name, value in image.items():
                 per_image[name].append(value)
         losses = {f"loss_{name}": config.weight(name) * _reduce(name, values)
@@ -146,8 +147,25 @@ class SMPLCriterion(nn.Module):
                                             config.weight("adversarial")))
         return losses
 
+    @torch.no_grad()
+    def _annotated_vertices(self, targets: list[dict]) -> list[torch.Tensor | None]:
+        """Per image, ``[P_i, V, 3]`` the vertices of its annotated people's body
+        parameters (None without them): every image's people posed in one body-model
+        call, each person once however many proposals match them."""
+        with_body = [i for i, t in enumerate(targets) if "rotmats" in t]
+        posed: list[torch.Tensor | None] = [None] * len(targets)
+        if not with_body:
+            return posed
+        vertices = self.body(torch.cat([targets[i]["rotmats"] for i in with_body]),
+                             torch.cat([targets[i]["shape"] for i in with_body])).vertices
+        counts = [len(targets[i]["rotmats"]) for i in with_body]
+        for i, image_vertices in zip(with_body, vertices.split(counts), strict=True):
+            posed[i] = image_vertices
+        return posed
+
     def _image_losses(self, vertices, coco, h36m, rotmats, shape, anchor_logits, boxes,
-                      matched, scores, transl, target, image_size) -> dict[str, torch.Tensor]:
+                      matched, scores, transl, target, image_size,
+                      annotated_vertices) -> dict[str, torch.Tensor]:
         config = self.config
         # The official small-box filter: proposals this small supervise nothing.
         size = boxes[:, 2:] - boxes[:, :2]
@@ -163,10 +181,9 @@ class SMPLCriterion(nn.Module):
             gt_3d[..., 3] *= valid[:, None]  # small boxes: no valid joint
             losses["keypoints_3d"] = keypoint_3d_loss(h36m, gt_3d, config.keypoint_criterion)
         if "rotmats" in target and matched.numel():
-            with torch.no_grad():  # each annotated person posed once, not once per proposal
-                gt_vertices = self.body(target["rotmats"], target["shape"]).vertices[matched]
             losses.update(body_param_loss(rotmats, target["rotmats"][matched], shape,
-                                          target["shape"][matched], vertices, gt_vertices,
+                                          target["shape"][matched], vertices,
+                                          annotated_vertices[matched],
                                           target["has_body"][matched] & valid))
         if anchor_logits is not None:
             losses["pose_anchor"] = self._anchor_loss(anchor_logits, matched, valid, target)

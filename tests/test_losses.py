@@ -204,3 +204,29 @@ def test_criterion_poses_each_annotated_person_once(anny_body, rng):
     predicted = body(rotations[people:], shapes[people:]).vertices
     reference = body(rotations[:people][matched], shapes[:people][matched]).vertices
     torch.testing.assert_close(loss, (predicted - reference).abs().mean())
+
+
+def test_criterion_poses_every_image_in_one_body_call(anny_body, rng):
+    """Every image's annotated people posed in one call: each image's vertices are its
+    own people's, as posing the images one by one gives; an image without body
+    parameters gets none."""
+    body, calls = anny_body, []
+
+    def counting_body(rotmats, shape):
+        calls.append(len(rotmats))
+        return body(rotmats, shape)
+
+    targets = []
+    for people in (3, 1, 2):
+        skew = 0.3 * torch.randn(people, body.num_joints, 3, 3, generator=rng)
+        targets.append({"rotmats": torch.linalg.matrix_exp(skew - skew.mT),
+                        "shape": body.mean_shape() + 0.1 * torch.randn(people, body.shape_dim,
+                                                                       generator=rng)})
+    targets.insert(1, {"boxes": torch.zeros(2, 4)})  # keypoints only
+    criterion = SMPLCriterion(counting_body, None, None, None)
+    posed = criterion._annotated_vertices(targets)
+    assert calls == [6] and posed[1] is None
+    for target, vertices in zip(targets, posed, strict=True):
+        if "rotmats" in target:
+            expected = body(target["rotmats"], target["shape"]).vertices
+            torch.testing.assert_close(vertices, expected, atol=1e-5, rtol=1e-5)

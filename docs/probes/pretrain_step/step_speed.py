@@ -3,10 +3,13 @@ optionally where the step goes (``torch.profiler``). Not part of the pipeline.
 
     PYTHONPATH=. python docs/probes/pretrain_step/step_speed.py 8 --profile   # from the root
     PYTHONPATH=. python docs/probes/pretrain_step/step_speed.py 2
+    PYTHONPATH=. python docs/probes/pretrain_step/step_speed.py 2 --per-image-bodies
 
 Runs the ``train.pretrain`` phase as ``stages.train`` does (fresh weights, the training
 shards of ``make repro``, the deterministic CPU kernels): five warm-up steps, then
 crops/s over fifteen, then (``--profile``) five steps under the profiler.
+``--per-image-bodies`` poses each crop's annotated people in a body-model call of its
+own, as the criterion did before it posed every crop's in one call.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("cap", type=int, help="SMPL-branch RoIs per crop")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--per-image-bodies", action="store_true")
     args = parser.parse_args()
     params = read_params()
     common = typed(TrainParams, params, "train.common")
@@ -54,6 +58,9 @@ def main() -> None:
     optimizers = build_optimizers(network, discriminator, phase.lr, common.discriminator_lr,
                                   common.weight_decay)
     criterion = SMPLCriterion(body, discriminator, prior, criterion_config(params, phase, None))
+    if args.per_image_bodies:
+        criterion._annotated_vertices = lambda targets: [
+            body(t["rotmats"], t["shape"]).vertices.detach() for t in targets]
     data = batches(common, phase, 0, rotation_mirror=mirror_index(body.rotation_names),
                    body_model=body.name)
 
@@ -77,7 +84,8 @@ def main() -> None:
         for _ in range(TIMED):
             step()
         seconds = (time.perf_counter() - start) / TIMED
-        print(f"cap {args.cap}: {phase.batch_size / seconds:.2f} crops/s, "
+        print(f"cap {args.cap}{' per-image bodies' if args.per_image_bodies else ''}: "
+              f"{phase.batch_size / seconds:.2f} crops/s, "
               f"{seconds * 1000:.0f} ms per step")
         if args.profile:
             with torch.profiler.profile() as profiler:
