@@ -2,8 +2,13 @@
 
 Parts are injected as in torchvision's detection models:
 - a ResNet-FPN backbone;
-- torchvision's RPN;
+- torchvision's RPN (:class:`IgnoringRPN`);
 - :class:`SMPLRoIHeads`, which is torchvision's box head plus the SMPL branch.
+
+A training target may carry ``ignore_boxes`` ``[K, 4]`` beside its people's ``boxes``:
+regions the detector is taught nothing about (people only partly inside a pretraining
+crop, :func:`pipelines.augment.crop_person`). Anchors and proposals that match one are
+neither positive nor negative, as torchvision does for matches between its thresholds.
 
 The SMPL branch sees the *positive proposals* of the box sampler during training, and
 the final detections at test time (as in the official code). The network predicts and
@@ -30,7 +35,7 @@ from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHe
 from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.roi_heads import RoIHeads, fastrcnn_loss
 from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
-from torchvision.ops import FeaturePyramidNetwork
+from torchvision.ops import FeaturePyramidNetwork, box_iou
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
 from model.body import BodyModel
@@ -40,7 +45,8 @@ from model.precision import reduced_precision
 from model.smpl_head import SMPLHead
 from ops.roi_align import MultiScaleRoIAlign  # torchvision's, pooled as one sparse product on CPU
 
-__all__ = ["ModelConfig", "CoherentRCNN", "SMPLRoIHeads", "BranchOutput", "build_model"]
+__all__ = ["ModelConfig", "CoherentRCNN", "SMPLRoIHeads", "IgnoringRPN", "BranchOutput",
+           "build_model", "with_ignored_boxes"]
 
 
 @dataclass(frozen=True)
@@ -108,7 +114,7 @@ class SMPLRoIHeads(RoIHeads):
                 ) -> list[dict] | tuple[dict[str, torch.Tensor], BranchOutput]:
         if self.training:
             proposals, matched, labels, regression_targets = self.select_training_samples(
-                proposals, targets)
+                proposals, with_ignored_boxes(targets))
         box_features = self.box_head(self.box_roi_pool(features, proposals, image_shapes))
         class_logits, box_regression = self.box_predictor(box_features)
         if not self.training:
@@ -147,6 +153,43 @@ class SMPLRoIHeads(RoIHeads):
         return [{"boxes": boxes[i], "scores": scores[i], "rotmats": split["rotmats"][i],
                  "shape": split["shape"][i], "cam": split["cam"][i], "transl": transl[i]}
                 for i in range(len(boxes))]
+
+
+def with_ignored_boxes(targets: list[dict]) -> list[dict]:
+    """Each target with its ``ignore_boxes`` appended to its ``boxes`` under label -1.
+    torchvision's box matcher gives a proposal the label of its best-matching box, and
+    its sampler takes label -1 neither as positive nor as negative; the people come
+    first, so their indices (``matched``) are unchanged."""
+    joined = []
+    for target in targets:
+        ignore = target.get("ignore_boxes")
+        if ignore is None or len(ignore) == 0:
+            joined.append(target)
+            continue
+        labels = torch.full((len(ignore),), -1, dtype=target["labels"].dtype,
+                            device=ignore.device)
+        joined.append({**target, "boxes": torch.cat([target["boxes"], ignore.to(
+            target["boxes"].dtype)]), "labels": torch.cat([target["labels"], labels])})
+    return joined
+
+
+class IgnoringRPN(RegionProposalNetwork):
+    """torchvision's RPN, except that an anchor it would take as a negative is ignored
+    (label -1) where it overlaps one of the target's ``ignore_boxes`` at least as much as
+    the background threshold (IoU 0.3)."""
+
+    def assign_targets_to_anchors(self, anchors: list[torch.Tensor], targets: list[dict]
+                                  ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        labels, matched_boxes = super().assign_targets_to_anchors(anchors, targets)
+        for labels_in_image, anchors_in_image, target in zip(labels, anchors, targets,
+                                                             strict=True):
+            ignore = target.get("ignore_boxes")
+            if ignore is None or len(ignore) == 0:
+                continue
+            overlap = box_iou(ignore, anchors_in_image).amax(dim=0)
+            near = overlap >= self.proposal_matcher.low_threshold
+            labels_in_image[near & (labels_in_image == 0)] = -1.0
+        return labels, matched_boxes
 
 
 class CoherentRCNN(nn.Module):
@@ -249,7 +292,7 @@ def build_model(config: ModelConfig, body: BodyModel, seed: int) -> CoherentRCNN
     backbone = _backbone(config)
     anchors = AnchorGenerator(tuple((s,) for s in config.anchor_sizes),
                               (tuple(config.anchor_ratios),) * len(config.anchor_sizes))
-    rpn = RegionProposalNetwork(
+    rpn = IgnoringRPN(
         anchors, ReducedPrecisionRPNHead(backbone.out_channels, len(config.anchor_ratios),
                                          config.precision),
         fg_iou_thresh=0.7, bg_iou_thresh=0.3, batch_size_per_image=256, positive_fraction=0.5,

@@ -67,7 +67,7 @@ def flip_sample(sample: dict, rotation_mirror: list[int] | None) -> dict:
 
 
 def crop_person(sample: dict, person: int, size: int = 256, scale: float = 1.2,
-                others: float | None = None) -> dict:
+                others: float | None = None, partial: str = "background") -> dict:
     """The official single-person crop of ``person``: a ``size x size`` image of the
     square of side ``scale x max(box w, h)`` centred on its box.
 
@@ -75,6 +75,11 @@ def crop_person(sample: dict, person: int, size: int = 256, scale: float = 1.2,
         others: ``None`` (official): only ``person`` is annotated in the crop. A share
             in (0, 1]: every other person with at least that share of their box's area
             inside the crop's square stays annotated too (boxes clipped to the crop).
+        partial: what the crop says about the other people partly inside it but not
+            annotated: ``"background"`` (official: nothing, so the detector learns their
+            visible part as background) or ``"ignore"`` (their boxes, clipped to the
+            crop, become ``target["ignore_boxes"]``: the detector is taught neither way
+            there; see :mod:`model.rcnn`).
     """
     target = sample["target"]
     x1, y1, x2, y2 = target["boxes"][person].tolist()
@@ -84,11 +89,19 @@ def crop_person(sample: dict, person: int, size: int = 256, scale: float = 1.2,
     image = _window(sample["image"], left, top, side)
     image = F.interpolate(image[None].float(), size=(size, size), mode="bilinear",
                           align_corners=False, antialias=True)[0].round().clamp(0, 255)
-    keep = _kept_people(target["boxes"], person, (left, top, left + side, top + side), others)
-    crop = {"boxes": ((target["boxes"][keep] - torch.tensor([left, top, left, top]))
-                      * factor).clamp(0, size),
-            "labels": target["labels"][keep],
+    if partial not in ("background", "ignore"):
+        raise ValueError(f"crop partial must be 'background' or 'ignore', got {partial!r}")
+    window = (left, top, left + side, top + side)
+    keep = _kept_people(target["boxes"], person, window, others)
+
+    def in_crop(boxes: torch.Tensor) -> torch.Tensor:
+        return ((boxes - torch.tensor([left, top, left, top])) * factor).clamp(0, size)
+
+    crop = {"boxes": in_crop(target["boxes"][keep]), "labels": target["labels"][keep],
             "K": scale_intrinsics(shift_intrinsics(target["K"], -left, -top), factor)}
+    if partial == "ignore":
+        crop["ignore_boxes"] = in_crop(target["boxes"][_partly_inside(target["boxes"], window,
+                                                                      keep)])
     keypoints = target["keypoints"][keep].clone()
     keypoints[..., :2] = (keypoints[..., :2] - torch.tensor([left, top])) * factor
     inside = ((keypoints[..., :2] >= 0) & (keypoints[..., :2] < size)).all(dim=-1)
@@ -111,13 +124,27 @@ def _kept_people(boxes: torch.Tensor, person: int, window: tuple[int, int, int, 
         return torch.tensor([person])
     if not 0 < others <= 1:
         raise ValueError(f"crop_others must be in (0, 1] or null, got {others}")
-    lower = torch.maximum(boxes[:, :2], torch.tensor(window[:2], dtype=boxes.dtype))
-    upper = torch.minimum(boxes[:, 2:], torch.tensor(window[2:], dtype=boxes.dtype))
-    inside = (upper - lower).clamp(min=0).prod(dim=1)
-    area = (boxes[:, 2:] - boxes[:, :2]).clamp(min=0).prod(dim=1)
+    inside, area = _areas(boxes, window)
     kept = inside >= others * area.clamp(min=1e-6)
     kept[person] = True
     return kept.nonzero()[:, 0]
+
+
+def _partly_inside(boxes: torch.Tensor, window: tuple[int, int, int, int],
+                   kept: torch.Tensor) -> torch.Tensor:
+    """Indices of the people not in ``kept`` whose box overlaps ``window`` with some area."""
+    partly = _areas(boxes, window)[0] > 0
+    partly[kept] = False
+    return partly.nonzero()[:, 0]
+
+
+def _areas(boxes: torch.Tensor, window: tuple[int, int, int, int]
+           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[P]`` each box's area inside ``window`` (x1 y1 x2 y2), and ``[P]`` its area."""
+    lower = torch.maximum(boxes[:, :2], torch.tensor(window[:2], dtype=boxes.dtype))
+    upper = torch.minimum(boxes[:, 2:], torch.tensor(window[2:], dtype=boxes.dtype))
+    inside = (upper - lower).clamp(min=0).prod(dim=1)
+    return inside, (boxes[:, 2:] - boxes[:, :2]).clamp(min=0).prod(dim=1)
 
 
 def _window(image: torch.Tensor, left: int, top: int, side: int) -> torch.Tensor:

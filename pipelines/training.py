@@ -63,6 +63,7 @@ class TrainParams:
     flip_probability: float  # horizontal flips (official 0.5)
     crop_scale: float  # pretraining crops: square of this x the box's longer side (official 1.2)
     crop_others: float | None  # crops also annotate people this much inside (None: official)
+    crop_partial_others: str  # the others partly inside a crop: background (official) | ignore
     min_box_size: float  # proposals this small or smaller (pixels) supervise nothing (official 5)
     log_every: int
     checkpoint_every: int
@@ -170,7 +171,7 @@ def _augment(sample: dict, common: TrainParams, phase: PhaseParams, rng: np.rand
         person = random_person(sample, rng)
         if person is not None:
             sample = crop_person(sample, person, phase.crop_size, common.crop_scale,
-                                 common.crop_others)
+                                 common.crop_others, common.crop_partial_others)
     return sample
 
 

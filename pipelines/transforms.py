@@ -2,10 +2,10 @@
 
 The network takes images of one size. Each image is resized keeping its aspect ratio
 so it fits inside ``height x width``, then padded at the bottom and right, as the
-official pipeline does. Boxes and keypoints are scaled by the same factor. The
-intrinsics are scaled too, so the camera conversion stays exact. Masks are resized
-with nearest neighbour, and so are the ignore regions. Training adds the official
-per-channel colour scaling.
+official pipeline does. Boxes (a crop's ignored boxes too) and keypoints are scaled by
+the same factor. The intrinsics are scaled too, so the camera conversion stays exact.
+Masks are resized with nearest neighbour, and so are the ignore regions. Training adds
+the official per-channel colour scaling.
 Horizontal flips are not used: flipping an Anny pose needs a left/right bone mirror
 that is not written yet.
 """
@@ -33,7 +33,9 @@ def to_network_input(sample: dict, height: int, width: int,
     if new_size != (in_height, in_width):
         image = F.interpolate(image[None], size=new_size, mode="bilinear", align_corners=False,
                               antialias=True)[0]
-        target["boxes"] = target["boxes"] * factor
+        for name in ("boxes", "ignore_boxes"):
+            if name in target:
+                target[name] = target[name] * factor
         target["keypoints"] = target["keypoints"] * torch.tensor([factor, factor, 1.0])
         target["K"] = K
         for name, dtype in (("masks", torch.long), ("ignore", torch.bool)):

@@ -214,6 +214,47 @@ def test_crop_keeps_the_people_mostly_inside_it_as_the_reference(seed, others):
         assert torch.equal(target["keypoints"][..., 2] > 0, inside)
 
 
+def partly_inside_by_reference(boxes: list[list[float]], person: int, scale: float,
+                               others: float | None) -> list[int]:
+    """The people a crop ignores: not annotated, yet with some of their box inside."""
+    kept = [person] if others is None else kept_by_reference(boxes, person, scale, others)
+    left, top, side = crop_window(boxes[person], scale)
+    partly = []
+    for index, (a1, b1, a2, b2) in enumerate(boxes):
+        width = max(0.0, min(a2, left + side) - max(a1, left))
+        height = max(0.0, min(b2, top + side) - max(b1, top))
+        if index not in kept and width * height > 0:
+            partly.append(index)
+    return partly
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("others", [None, 0.25, 0.75])
+def test_crop_ignores_the_people_partly_inside_it_as_the_reference(seed, others):
+    sample = random_scene(seed)
+    boxes = sample["target"]["boxes"].tolist()
+    ignored_somewhere = 0
+    for person in range(len(boxes)):
+        crop = crop_person(sample, person, size=128, scale=1.2, others=others, partial="ignore")
+        plain = crop_person(sample, person, size=128, scale=1.2, others=others)
+        assert "ignore_boxes" not in plain["target"]  # "background", the default, adds none
+        for name, value in plain["target"].items():  # and ignoring changes nothing else
+            assert torch.equal(crop["target"][name], value), name
+        expected = partly_inside_by_reference(boxes, person, 1.2, others)
+        left, top, side = crop_window(boxes[person], 1.2)
+        corner = torch.tensor([left, top])
+        original = sample["target"]["boxes"][expected].view(-1, 2, 2)
+        torch.testing.assert_close(crop["target"]["ignore_boxes"].view(-1, 2, 2),
+                                   ((original - corner) * 128 / side).clamp(0, 128))
+        ignored_somewhere += len(expected)
+    assert ignored_somewhere > 0  # the scenes do put people partly inside crops
+
+
+def test_crop_partial_others_must_be_background_or_ignore():
+    with pytest.raises(ValueError, match="'background' or 'ignore'"):
+        crop_person(random_scene(7), 3, size=128, scale=1.2, others=0.5, partial="drop")
+
+
 def test_crop_others_off_is_the_official_single_person_crop():
     sample = random_scene(7)
     official = crop_person(sample, 3, size=128, scale=1.2)

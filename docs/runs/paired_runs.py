@@ -39,10 +39,11 @@ def committed_records(commit: str, benchmark: str, model: str, folder: Path) -> 
         Path("evaluations", benchmark, f"{model}.jsonl").read_text())
 
 
-def ap_difference(folder: Path, benchmark: str, model: str, replicates: int) -> str:
-    """AP50 (%) of ``model`` minus its ``@old`` records on the images both evaluated."""
+def ap_difference(folder: Path, benchmark: str, model: str, replicates: int,
+                  reference: str) -> str:
+    """AP50 (%) of ``model`` minus ``reference``'s records on the images both evaluated."""
     new, old = ({r["key"]: r for r in read_records(folder / benchmark / f"{name}.jsonl")}
-                for name in (model, f"{model}@old"))
+                for name in (model, reference))
     keys = sorted(set(new) & set(old))
     weights = record_weights([new[k] for k in keys], replicates, 0)
     images = [detection_inputs([records[k] for k in keys]) for records in (new, old)]
@@ -64,17 +65,24 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
         for model in models:
-            for benchmark, rows in ROWS.items():
+            for benchmark in ROWS:
                 committed_records(args.commit, benchmark, model, folder)
-                for metric, group in rows:
-                    delta = paired_difference(folder, benchmark, model, metric, group,
-                                              replicates, 0, reference=f"{model}@old")
-                    name = metric + (f"@{group}" if group else "")
-                    print(f"{model:13s} {benchmark:12s} {name:18s} " + (
-                        "no records" if delta is None else
-                        f"{delta.value:+.1f} [{delta.low:+.1f}, {delta.high:+.1f}]"))
-                print(f"{model:13s} {benchmark:12s} {'ap50':18s} "
-                      + ap_difference(folder, benchmark, model, replicates))
+                print_differences(folder, benchmark, model, f"{model}@old", replicates)
+
+
+def print_differences(folder: Path, benchmark: str, model: str, reference: str,
+                      replicates: int) -> None:
+    """One line per row of ``ROWS[benchmark]`` and one for AP50: ``model`` minus
+    ``reference``, both ``folder/<benchmark>/<name>.jsonl``, paired over images."""
+    for metric, group in ROWS[benchmark]:
+        delta = paired_difference(folder, benchmark, model, metric, group, replicates, 0,
+                                  reference=reference)
+        name = metric + (f"@{group}" if group else "")
+        print(f"{model:13s} {benchmark:12s} {name:18s} " + (
+            "no records" if delta is None else
+            f"{delta.value:+.1f} [{delta.low:+.1f}, {delta.high:+.1f}]"))
+    print(f"{model:13s} {benchmark:12s} {'ap50':18s} "
+          + ap_difference(folder, benchmark, model, replicates, reference))
 
 
 if __name__ == "__main__":
