@@ -3,6 +3,8 @@
 # trains the baseline with params.yaml edited by a sed expression, on the committed
 # training shards, and evaluates it on development copies of the test benchmarks
 # (`seed: 1000`, prepared beforehand with stages.prepare into $DEV/data/shards/test).
+# This is the scratch script the arms ran (/tmp/arm.sh), with its paths made relative to
+# the repository and the records copied here; in this form it has not been re-run.
 #
 #   DEV=/tmp/dev bash docs/probes/crop_partial/run.sh ignore75 \
 #     's/^    crop_others: 0.25 /    crop_others: 0.75 /; s/^    crop_partial_others: background /    crop_partial_others: ignore /'
@@ -14,6 +16,7 @@ rm -rf "$scratch" && mkdir -p "$scratch/data/shards" && cd "$scratch"
 sed -e "$expression" "$repo/params.yaml" > params.yaml
 diff "$repo/params.yaml" params.yaml || true
 ln -s "$repo/data/body_model" data/body_model
+ln -s "$repo/data/check.json" data/check.json
 ln -s "$repo/data/shards/train" data/shards/train
 ln -s "$DEV/data/shards/test" data/shards/test
 for phase in pretrain baseline; do
