@@ -43,6 +43,7 @@ from model.camera import predicted_translations
 from model.positives import balanced_positives
 from model.precision import reduced_precision
 from model.smpl_head import SMPLHead
+from model.suppression import soft_nms
 from ops.roi_align import MultiScaleRoIAlign  # torchvision's, pooled as one sparse product on CPU
 
 __all__ = ["ModelConfig", "CoherentRCNN", "SMPLRoIHeads", "IgnoringRPN", "BranchOutput",
@@ -75,6 +76,13 @@ class ModelConfig:
     #                               the official behaviour; see model.positives)
     pose_anchors: int = 0  # anchor poses the SMPL regressor starts from (0: the mean pose,
     #                        the paper; see model.pose_anchors)
+    box_suppression: str = "nms"  # nms (greedy at box_nms_thresh, official) | soft
+    #                               (Gaussian Soft-NMS; see model.suppression)
+    soft_nms_sigma: float = 0.5  # the Soft-NMS decay width (Bodla et al.'s default)
+
+    def __post_init__(self) -> None:
+        if self.box_suppression not in ("nms", "soft"):
+            raise ValueError(f"model.box_suppression: nms or soft, got {self.box_suppression!r}")
 
 
 @dataclass
@@ -103,10 +111,14 @@ class SMPLRoIHeads(RoIHeads):
     """torchvision's box RoI heads plus the SMPL branch."""
 
     def __init__(self, *args, smpl_roi_pool: MultiScaleRoIAlign, smpl_head: SMPLHead,
-                 smpl_rois_per_image: int = 0, **kwargs) -> None:
+                 smpl_rois_per_image: int = 0, soft_nms: tuple[float, int] | None = None,
+                 **kwargs) -> None:
+        """``soft_nms``: (sigma, detections kept) to apply Soft-NMS after torchvision's
+        post-processing, whose own NMS and limit should then let every box through."""
         super().__init__(*args, **kwargs)
         self.smpl_roi_pool, self.smpl_head = smpl_roi_pool, smpl_head
         self.smpl_rois_per_image = smpl_rois_per_image
+        self.soft_nms = soft_nms
 
     def forward(self, features: dict[str, torch.Tensor], proposals: list[torch.Tensor],
                 image_shapes: list[tuple[int, int]], targets: list[dict] | None = None,
@@ -146,6 +158,12 @@ class SMPLRoIHeads(RoIHeads):
                 intrinsics):
         boxes, scores, _ = self.postprocess_detections(class_logits, box_regression, proposals,
                                                        image_shapes)
+        if self.soft_nms is not None:
+            sigma, limit = self.soft_nms
+            kept = [soft_nms(b, s, sigma, self.score_thresh, limit)
+                    for b, s in zip(boxes, scores, strict=True)]
+            boxes = [b[index] for b, (index, _) in zip(boxes, kept, strict=True)]
+            scores = [decayed for _, decayed in kept]
         prediction = self.smpl_head(self.smpl_roi_pool(features, boxes, image_shapes))
         transl = predicted_translations(prediction["cam"], boxes, intrinsics)
         counts = [len(b) for b in boxes]
@@ -286,6 +304,16 @@ def _resnet_fpn(config: ModelConfig) -> nn.Module:
                                trainable_layers=config.trainable_layers)
 
 
+def _suppression(config: ModelConfig) -> dict:
+    """The box head's suppression arguments: greedy NMS inside torchvision's
+    post-processing, or that step passing every box on to Soft-NMS."""
+    if config.box_suppression == "nms":
+        return {"nms_thresh": config.box_nms_thresh,
+                "detections_per_img": config.detections_per_image}
+    return {"nms_thresh": 1.0, "detections_per_img": config.rpn_post_nms_test,
+            "soft_nms": (config.soft_nms_sigma, config.detections_per_image)}
+
+
 def build_model(config: ModelConfig, body: BodyModel, seed: int) -> CoherentRCNN:
     """Assemble the network for ``body`` (Anny or SMPL), initialised from ``seed``."""
     torch.manual_seed(seed)
@@ -311,8 +339,7 @@ def build_model(config: ModelConfig, body: BodyModel, seed: int) -> CoherentRCNN
         # the official R-CNN settings: IoU 0.5 for positives and negatives, 25 % positives
         fg_iou_thresh=0.5, bg_iou_thresh=0.5,
         batch_size_per_image=config.box_batch_size_per_image, positive_fraction=0.25,
-        bbox_reg_weights=None, score_thresh=0.05, nms_thresh=config.box_nms_thresh,
-        detections_per_img=config.detections_per_image,
+        bbox_reg_weights=None, score_thresh=0.05,
         smpl_roi_pool=MultiScaleRoIAlign(levels, 14, 2), smpl_head=head,
-        smpl_rois_per_image=config.smpl_rois_per_image)
+        smpl_rois_per_image=config.smpl_rois_per_image, **_suppression(config))
     return CoherentRCNN(backbone, rpn, roi_heads, config.precision)

@@ -35,6 +35,7 @@ def test_paper_profile_restores_the_official_values_of_every_cpu_deviation():
     assert common["crop_others"] is None and common["flip_probability"] == 0.5
     assert common["crop_partial_others"] == "background"
     assert params["model"]["box_nms_thresh"] == 0.5 and params["model"]["precision"] == "fp32"
+    assert params["model"]["box_suppression"] == "nms"
     assert params["model"]["backbone"] == "resnet50" and params["model"]["fpn_channels"] == 256
     assert params["model"]["pose_anchors"] == 0
 
