@@ -102,3 +102,14 @@ def test_the_box_head_applies_soft_nms_to_every_box_it_scores(anny_body):
                                torch.tensor(kept_scores, dtype=torch.float64))
     for key in ("rotmats", "shape", "cam", "transl"):
         torch.testing.assert_close(found[key], raw[key][kept], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_soft_nms_equals_the_cpu_one():
+    generator = torch.Generator().manual_seed(7)
+    boxes = crowded_boxes(generator, 80)
+    scores = torch.rand(80, generator=generator)
+    index, decayed = soft_nms(boxes, scores, 0.5, 0.05, 20)
+    index_cuda, decayed_cuda = soft_nms(boxes.cuda(), scores.cuda(), 0.5, 0.05, 20)
+    assert index_cuda.device.type == "cuda" and torch.equal(index_cuda.cpu(), index)
+    torch.testing.assert_close(decayed_cuda.cpu(), decayed)
