@@ -26,7 +26,8 @@ import numpy as np
 import torch
 from torchvision.ops import box_iou
 
-__all__ = ["match_detections", "ignored_detections", "average_precision", "ap_replicates"]
+__all__ = ["match_detections", "matched_people", "ignored_detections", "average_precision",
+           "ap_replicates"]
 
 RECALL_THRESHOLDS = np.linspace(0.0, 1.0, 101)
 
@@ -38,17 +39,24 @@ def match_detections(boxes: torch.Tensor, scores: torch.Tensor, gt_boxes: torch.
     Args:
         boxes: ``[D, 4]`` xyxy detections; ``scores`` ``[D]``; ``gt_boxes`` ``[G, 4]``.
     """
-    tp = np.zeros(len(boxes), dtype=bool)
+    return matched_people(boxes, scores, gt_boxes, threshold) >= 0
+
+
+def matched_people(boxes: torch.Tensor, scores: torch.Tensor, gt_boxes: torch.Tensor,
+                   threshold: float = 0.5) -> np.ndarray:
+    """``[D]`` int, per detection (in the given order): the index of the ground-truth box
+    it is matched to, or -1 (the greedy rule of :func:`match_detections`)."""
+    person = np.full(len(boxes), -1, dtype=np.int64)
     if len(boxes) == 0 or len(gt_boxes) == 0:
-        return tp
+        return person
     iou = box_iou(boxes.double(), gt_boxes.double()).numpy()  # [D, G]
     taken = np.zeros(len(gt_boxes), dtype=bool)
     for d in np.argsort(-scores.numpy(), kind="mergesort"):
         candidates = np.where(taken, -1.0, iou[d])
         best = int(candidates.argmax())
         if candidates[best] >= threshold:
-            taken[best], tp[d] = True, True
-    return tp
+            taken[best], person[d] = True, best
+    return person
 
 
 def ignored_detections(boxes: torch.Tensor, ignore: torch.Tensor,

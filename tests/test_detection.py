@@ -17,6 +17,7 @@ from ops.detection import (
     average_precision,
     ignored_detections,
     match_detections,
+    matched_people,
 )
 
 
@@ -138,3 +139,44 @@ def test_bootstrap_replicates_weight_images_consistently():
         assert value == pytest.approx(average_precision(images_r, counts_r), abs=1e-9)
     ones = ap_replicates(images, counts, np.ones((1, 12)))
     assert ones[0] == pytest.approx(average_precision(images, counts))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_each_detection_takes_the_person_pycocotools_gives_it(seed):
+    """Which annotated person each detection is matched to, against COCOeval's
+    ``dtMatches`` at IoU 0.5 (annotation ids; 0: none)."""
+    scenes = random_scene(np.random.default_rng(200 + seed))
+    images, annotations, results, first_ann, first_det = [], [], [], [], []
+    for index, (gt, detections, scores) in enumerate(scenes, start=1):
+        images.append({"id": index, "width": 400, "height": 400})
+        first_ann.append(len(annotations) + 1)
+        first_det.append(len(results) + 1)
+        for box in gt:
+            annotations.append({"id": len(annotations) + 1, "image_id": index,
+                                "category_id": 1, "iscrowd": 0,
+                                "bbox": [box[0], box[1], box[2] - box[0], box[3] - box[1]],
+                                "area": float((box[2] - box[0]) * (box[3] - box[1]))})
+        for box, score in zip(detections, scores, strict=True):
+            results.append({"image_id": index, "category_id": 1, "score": float(score),
+                            "bbox": [box[0], box[1], box[2] - box[0], box[3] - box[1]]})
+    with contextlib.redirect_stdout(io.StringIO()):
+        truth = COCO()
+        truth.dataset = {"images": images, "annotations": annotations,
+                         "categories": [{"id": 1, "name": "person"}]}
+        truth.createIndex()
+        evaluation = COCOeval(truth, truth.loadRes(results), "bbox")
+        evaluation.evaluate()
+    matched_any = 0
+    for index, (gt, detections, scores) in enumerate(scenes):
+        person = matched_people(torch.tensor(detections), torch.tensor(scores), torch.tensor(gt))
+        expected = np.full(len(detections), -1)
+        record = evaluation.evalImgs[index]  # category 1, area "all", image index + 1
+        if record is not None:
+            for det_id, ann_id in zip(record["dtIds"], record["dtMatches"][0], strict=True):
+                if ann_id > 0:
+                    expected[det_id - first_det[index]] = int(ann_id) - first_ann[index]
+        assert person.tolist() == expected.tolist()
+        assert np.array_equal(person >= 0, match_detections(
+            torch.tensor(detections), torch.tensor(scores), torch.tensor(gt)))
+        matched_any += int((person >= 0).sum())
+    assert matched_any > 10  # the draw does match people

@@ -31,7 +31,7 @@ import torch
 from torchvision.ops import box_iou
 from tqdm import tqdm
 
-from ops.detection import match_detections
+from ops.detection import matched_people
 from pipelines.shards import SHARDS, read_shards
 from pipelines.transforms import to_network_input
 from stages.common import BodyModelParams, from_section, read_params
@@ -79,14 +79,9 @@ def classify(network, sample: dict) -> tuple[list[str], dict[str, np.ndarray]]:
     people = target["boxes"]
     scores, boxes = kept["scores"], kept["boxes"]
     boxes, scores = boxes[scores >= SCORE], scores[scores >= SCORE]
-    tp = match_detections(boxes, scores, people)
     matched = np.zeros(len(people), dtype=bool)
-    if tp.any():  # which people the true positives took (the same greedy order)
-        iou = box_iou(boxes.double(), people.double()).numpy()
-        for d in np.argsort(-scores.numpy(), kind="mergesort"):
-            if tp[d]:
-                best = int(np.where(matched, -1.0, iou[d]).argmax())
-                matched[best] = True
+    taken = matched_people(boxes, scores, people)
+    matched[taken[taken >= 0]] = True
     kept_iou = best_iou(boxes, people)
     raw_iou = best_iou(raw["boxes"][raw["scores"] >= SCORE], people)
     proposal_iou = best_iou(proposals[0], people)
