@@ -5,8 +5,9 @@ Runs on the same batches of the default training shards (``make repro`` must hav
 prepared them) with the baseline losses:
 
 1. the previous CPU profile (before issue 13: float32, FPN and SMPL-branch convolutions
-   256 wide, as the paper, every positive proposal in the SMPL branch, torchvision's
-   RoIAlign kernel and torch's RAdam), fresh weights;
+   256 wide, as the paper, every positive proposal in the SMPL branch, the RPN on every
+   pyramid level, torchvision's RoIAlign kernel, PyTorch's max pooling, torch's RAdam and
+   the prior's poses converted one at a time), fresh weights;
 2. the default profile (params.yaml ``model``), with the trained baseline weights when
    they exist (a trained detector proposes more positives, so this row is the slower
    case);
@@ -40,7 +41,7 @@ from model.io import read_model
 from model.rcnn import ModelConfig, build_model
 from model.smpl_criterion import SMPLCriterion
 from pipelines.determinism import deterministic_cpu_kernels
-from pipelines.synthetic.poses import SyntheticPrior
+from pipelines.synthetic.poses import ACTIVITIES, SyntheticPrior, sample_phenotype, sample_pose
 from pipelines.training import (
     PhaseParams,
     TrainParams,
@@ -56,7 +57,8 @@ STEPS = 8
 TRAINED = "models/baseline/model.pt"  # used when `make repro` has made it
 PREVIOUS_PROFILE = {"fpn_channels": 256, "head_channels": 256, "precision": "fp32",
                     "smpl_rois_per_image": 0, "rpn_pre_nms_train": 1000,
-                    "rpn_post_nms_train": 500, "box_batch_size_per_image": 64}
+                    "rpn_post_nms_train": 500, "box_batch_size_per_image": 64,
+                    "anchor_sizes": (16, 32, 64, 128, 256)}  # the RPN on every level
 ROUNDS = 2  # the two settings alternate, and each keeps its fastest round (less noise)
 
 
@@ -108,15 +110,31 @@ def peak_memory_mb(step: Step, data, device: str) -> float:
     return (torch.cuda.max_memory_allocated() - before) / 2**20
 
 
-def with_torchvision_pooling(network: torch.nn.Module) -> torch.nn.Module:
+def with_torch_pooling(network: torch.nn.Module) -> torch.nn.Module:
     """``network`` with torchvision's RoIAlign poolers instead of :mod:`ops.roi_align`'s
-    (the previous profile's step; same sampling, same outputs)."""
+    and PyTorch's stem max pooling instead of :mod:`ops.max_pool`'s (the previous
+    profile's step; same sampling, same outputs)."""
     heads = network.roi_heads
     for name in ("box_roi_pool", "smpl_roi_pool"):
         pool = getattr(heads, name)
         setattr(heads, name, torchvision.ops.MultiScaleRoIAlign(
             pool.featmap_names, pool.output_size, pool.sampling_ratio))
+    stem = network.backbone.body.maxpool
+    network.backbone.body.maxpool = torch.nn.MaxPool2d(stem.kernel, stem.stride, stem.padding)
     return network
+
+
+class OnePoseAtATimePrior(SyntheticPrior):
+    """The adversarial prior as it was before issue 13's last speed-ups: each pose's
+    matrices computed in a call of their own (the same draws as :class:`SyntheticPrior`)."""
+
+    def __call__(self, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        activities = self.rng.choice(ACTIVITIES, size=count)
+        local = torch.stack([sample_pose(str(a), self.rng) for a in activities])
+        rotmats = torch.cat([torch.eye(3).expand(count, 1, 3, 3), local], dim=1)
+        shape = torch.stack([sample_phenotype(self.rng, self.child_fraction)
+                             for _ in range(count)])
+        return rotmats, shape
 
 
 def build_step(params: dict, body, model_config: ModelConfig, phase_name: str,
@@ -124,17 +142,19 @@ def build_step(params: dict, body, model_config: ModelConfig, phase_name: str,
                previous: bool = False) -> Step:
     """A training step of ``model_config`` with the losses of ``train.<phase_name>`` (and
     the scene losses of ``variant``), from fresh weights or those in the file ``weights``;
-    with torchvision's RoIAlign kernel and torch's RAdam if ``previous``."""
+    with torchvision's RoIAlign kernel, PyTorch's max pooling, torch's RAdam and the
+    one-pose-at-a-time prior if ``previous``."""
     network = build_model(model_config, body, 0)
     if previous:
-        network = with_torchvision_pooling(network)
+        network = with_torch_pooling(network)
     discriminator = build_discriminator(body.num_joints, body.shape_dim, 1)
     if weights is not None:
         state = read_model(weights)  # trained predictions overlap like real ones do
         network.load_state_dict(state["network"])
         discriminator.load_state_dict(state["discriminator"])
     losses = criterion_config(params, typed(PhaseParams, params, f"train.{phase_name}"), variant)
-    criterion = SMPLCriterion(body, discriminator.to(device), SyntheticPrior(0), losses)
+    prior = OnePoseAtATimePrior(0) if previous else SyntheticPrior(0)
+    criterion = SMPLCriterion(body, discriminator.to(device), prior, losses)
     return Step(network.to(device), criterion, previous)
 
 

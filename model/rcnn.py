@@ -44,10 +44,14 @@ from model.positives import balanced_positives
 from model.precision import reduced_precision
 from model.smpl_head import SMPLHead
 from model.suppression import soft_nms
+from ops.max_pool import MaxPool2d
 from ops.roi_align import MultiScaleRoIAlign  # torchvision's, pooled as one sparse product on CPU
 
-__all__ = ["ModelConfig", "CoherentRCNN", "SMPLRoIHeads", "IgnoringRPN", "BranchOutput",
-           "build_model", "with_ignored_boxes"]
+__all__ = ["FPN_LEVELS", "ModelConfig", "CoherentRCNN", "SMPLRoIHeads", "IgnoringRPN",
+           "BranchOutput", "build_model", "with_ignored_boxes"]
+
+
+FPN_LEVELS = ("0", "1", "2", "3", "pool")  # torchvision's names of P2 to P6 (strides 4-64)
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,8 @@ class ModelConfig:
     #                 (the paper: fp32)
     imagenet_weights: bool  # needs torchvision's weight file in the torch hub cache
     trainable_layers: int  # ResNet stages trained (5 = all; the paper: 3 with frozen BN)
-    anchor_sizes: tuple[int, ...]  # one per FPN level
+    anchor_sizes: tuple[int | None, ...]  # one per FPN level, P2 to P6 (None: the RPN
+    #                                        skips that level; the box pooler still reads it)
     anchor_ratios: tuple[float, ...]  # height / width
     rpn_pre_nms_train: int
     rpn_post_nms_train: int
@@ -83,6 +88,10 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.box_suppression not in ("nms", "soft"):
             raise ValueError(f"model.box_suppression: nms or soft, got {self.box_suppression!r}")
+        if len(self.anchor_sizes) != len(FPN_LEVELS) or all(
+                size is None for size in self.anchor_sizes):
+            raise ValueError(f"model.anchor_sizes: one size (or null) per FPN level "
+                             f"{FPN_LEVELS}, at least one a size; got {list(self.anchor_sizes)}")
 
 
 @dataclass
@@ -192,9 +201,20 @@ def with_ignored_boxes(targets: list[dict]) -> list[dict]:
 
 
 class IgnoringRPN(RegionProposalNetwork):
-    """torchvision's RPN, except that an anchor it would take as a negative is ignored
-    (label -1) where it overlaps one of the target's ``ignore_boxes`` at least as much as
-    the background threshold (IoU 0.3)."""
+    """torchvision's RPN on the pyramid levels named ``levels`` (all when None), except
+    that an anchor it would take as a negative is ignored (label -1) where it overlaps
+    one of the target's ``ignore_boxes`` at least as much as the background threshold
+    (IoU 0.3)."""
+
+    def __init__(self, *args, levels: tuple[str, ...] | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.levels = levels
+
+    def forward(self, images: ImageList, features: dict[str, torch.Tensor],
+                targets: list[dict] | None = None):
+        if self.levels is not None:
+            features = OrderedDict((name, features[name]) for name in self.levels)
+        return super().forward(images, features, targets)
 
     def assign_targets_to_anchors(self, anchors: list[torch.Tensor], targets: list[dict]
                                   ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -273,8 +293,11 @@ class ReducedPrecisionTwoMLPHead(TwoMLPHead):
 
 
 def _backbone(config: ModelConfig) -> nn.Module:
-    """torchvision's ResNet-FPN, with an FPN of ``config.fpn_channels`` channels."""
+    """torchvision's ResNet-FPN, with an FPN of ``config.fpn_channels`` channels and the
+    stem's max pooling of :mod:`ops.max_pool` (the same results, faster on the CPU)."""
     backbone = _resnet_fpn(config)
+    stem = backbone.body.maxpool
+    backbone.body.maxpool = MaxPool2d(stem.kernel_size, stem.stride, stem.padding)
     if config.fpn_channels != backbone.out_channels:
         # torchvision fixes its FPN at 256 channels; a narrower one is the same module
         in_channels = [block[0].in_channels for block in backbone.fpn.inner_blocks]
@@ -318,16 +341,21 @@ def build_model(config: ModelConfig, body: BodyModel, seed: int) -> CoherentRCNN
     """Assemble the network for ``body`` (Anny or SMPL), initialised from ``seed``."""
     torch.manual_seed(seed)
     backbone = _backbone(config)
-    anchors = AnchorGenerator(tuple((s,) for s in config.anchor_sizes),
-                              (tuple(config.anchor_ratios),) * len(config.anchor_sizes))
+    # the RPN's levels: those with an anchor size (whole-image people here never match
+    # P2's 16-pixel anchors, README "Deviations")
+    rpn_levels = [(name, size) for name, size in zip(FPN_LEVELS, config.anchor_sizes,
+                                                     strict=True) if size is not None]
+    anchors = AnchorGenerator(tuple((size,) for _, size in rpn_levels),
+                              (tuple(config.anchor_ratios),) * len(rpn_levels))
     rpn = IgnoringRPN(
         anchors, ReducedPrecisionRPNHead(backbone.out_channels, len(config.anchor_ratios),
                                          config.precision),
         fg_iou_thresh=0.7, bg_iou_thresh=0.3, batch_size_per_image=256, positive_fraction=0.5,
         pre_nms_top_n={"training": config.rpn_pre_nms_train, "testing": config.rpn_pre_nms_test},
         post_nms_top_n={"training": config.rpn_post_nms_train,
-                        "testing": config.rpn_post_nms_test}, nms_thresh=0.7)
-    levels = ["0", "1", "2", "3"]
+                        "testing": config.rpn_post_nms_test}, nms_thresh=0.7,
+        levels=tuple(name for name, _ in rpn_levels))
+    levels = list(FPN_LEVELS[:4])  # the box and SMPL poolers: P2 to P5
     head = SMPLHead(backbone.out_channels, body.num_joints, body.mean_shape(),
                     bounded_shape=body.name == "anny", iterations=config.regressor_iterations,
                     dropout=config.dropout, channels=config.head_channels,

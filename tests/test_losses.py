@@ -152,6 +152,25 @@ def test_npz_prior_reads_axis_angle_or_rotmats_and_checks_sizes(tmp_path):
     assert isinstance(synthetic, SyntheticPrior) and synthetic.child_fraction == 0.2
 
 
+def test_synthetic_prior_batches_the_poses_it_draws_one_at_a_time():
+    """The prior turns all its angles into matrices in one call; the reference draws each
+    pose with ``sample_pose`` from the same generator, in the same order."""
+    import numpy as np
+
+    from pipelines.synthetic.poses import ACTIVITIES, SyntheticPrior, sample_phenotype, sample_pose
+
+    for seed in (3, 17):
+        rotmats, shape = SyntheticPrior(seed)(9)
+        rng = np.random.default_rng(seed)
+        activities = rng.choice(ACTIVITIES, size=9)
+        local = torch.stack([sample_pose(str(a), rng) for a in activities])
+        expected_shape = torch.stack([sample_phenotype(rng, 0.2) for _ in range(9)])
+        assert rotmats.shape == (9, local.shape[1] + 1, 3, 3)
+        torch.testing.assert_close(rotmats[:, 1:], local, atol=1e-6, rtol=0)
+        assert torch.equal(rotmats[:, 0], torch.eye(3).expand(9, 3, 3))
+        assert torch.equal(shape, expected_shape)
+
+
 def test_weight_decay_is_applied_to_the_weights_as_the_official_radam():
     """With no gradient, the official RAdam shrinks each weight by ``lr * wd`` of itself
     per step (``p -= lr * wd * p``); an L2 term added to the gradient would instead be
