@@ -45,9 +45,10 @@ def random_scene(rng: np.random.Generator, images: int = 15):
     return scenes
 
 
-def coco_ap50(scenes, crowds=None) -> float:
-    """The reference: pycocotools on the same boxes (``crowds``: per image, boxes of
-    regions with unannotated people, given to pycocotools as crowd annotations)."""
+def coco_evaluation(scenes, crowds=None) -> COCOeval:
+    """pycocotools' evaluation (``evaluate`` run) of the same boxes, annotation and
+    detection ids numbered from 1 in scene order (``crowds``: per image, boxes of regions
+    with unannotated people, given to pycocotools as crowd annotations)."""
     images, annotations, results = [], [], []
     for index, (gt, detections, scores) in enumerate(scenes, start=1):
         images.append({"id": index, "width": 400, "height": 400})
@@ -67,6 +68,14 @@ def coco_ap50(scenes, crowds=None) -> float:
         truth.createIndex()
         evaluation = COCOeval(truth, truth.loadRes(results), "bbox")
         evaluation.evaluate()
+    return evaluation
+
+
+def coco_ap50(scenes, crowds=None) -> float:
+    """The reference: pycocotools' AP50 on the same boxes (``crowds`` as
+    :func:`coco_evaluation`)."""
+    evaluation = coco_evaluation(scenes, crowds)
+    with contextlib.redirect_stdout(io.StringIO()):
         evaluation.accumulate()
         evaluation.summarize()
     return float(evaluation.stats[1])
@@ -146,26 +155,10 @@ def test_each_detection_takes_the_person_pycocotools_gives_it(seed):
     """Which annotated person each detection is matched to, against COCOeval's
     ``dtMatches`` at IoU 0.5 (annotation ids; 0: none)."""
     scenes = random_scene(np.random.default_rng(200 + seed))
-    images, annotations, results, first_ann, first_det = [], [], [], [], []
-    for index, (gt, detections, scores) in enumerate(scenes, start=1):
-        images.append({"id": index, "width": 400, "height": 400})
-        first_ann.append(len(annotations) + 1)
-        first_det.append(len(results) + 1)
-        for box in gt:
-            annotations.append({"id": len(annotations) + 1, "image_id": index,
-                                "category_id": 1, "iscrowd": 0,
-                                "bbox": [box[0], box[1], box[2] - box[0], box[3] - box[1]],
-                                "area": float((box[2] - box[0]) * (box[3] - box[1]))})
-        for box, score in zip(detections, scores, strict=True):
-            results.append({"image_id": index, "category_id": 1, "score": float(score),
-                            "bbox": [box[0], box[1], box[2] - box[0], box[3] - box[1]]})
-    with contextlib.redirect_stdout(io.StringIO()):
-        truth = COCO()
-        truth.dataset = {"images": images, "annotations": annotations,
-                         "categories": [{"id": 1, "name": "person"}]}
-        truth.createIndex()
-        evaluation = COCOeval(truth, truth.loadRes(results), "bbox")
-        evaluation.evaluate()
+    evaluation = coco_evaluation(scenes)
+    # the ids coco_evaluation gives: numbered from 1 over the scenes in order
+    first_ann = np.cumsum([1] + [len(gt) for gt, _, _ in scenes])
+    first_det = np.cumsum([1] + [len(detections) for _, detections, _ in scenes])
     matched_any = 0
     for index, (gt, detections, scores) in enumerate(scenes):
         person = matched_people(torch.tensor(detections), torch.tensor(scores), torch.tensor(gt))
