@@ -7,8 +7,9 @@ paired with the committed 1,350-step pretraining on the same images.
 
 Reads ``<benchmark>/<arm>.jsonl`` records in this folder (``run.sh`` wrote them): the
 mean pose (``mean_pose``), the pretraining after N steps (``pretrain<N>``), the
-committed baseline (``baseline``) and the baseline phase trained on the N-step
-pretraining (``baseline_pretrain<N>``). With two arguments, the first arm against the
+committed baseline (``baseline``), the baseline phase trained on the N-step
+pretraining (``baseline_pretrain<N>``), and both phases re-trained with ``seed: 1``
+(``baseline_s1_pretrain<N>``). With two arguments, the first arm against the
 second instead of the curve.
 """
 
@@ -34,7 +35,7 @@ POSE = (("synth_single", "pa_mpjpe_mm", None), ("synth_groups", "mpjpe_mm", "mea
 
 def arms() -> list[str]:
     """The pretraining arms present, shortest first."""
-    names = {p.stem for p in (HERE / "synth_single").glob("pretrain*.jsonl")}
+    names = {p.stem for p in (HERE / "synth_single").glob("pretrain[0-9]*.jsonl")}
     return sorted(names, key=lambda name: int(re.sub(r"\D", "", name)))
 
 

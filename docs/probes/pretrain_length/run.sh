@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The scratch scripts of this probe (2026-11-28, 607129c's code, the models of eb7670e's
-# committed run), merged into one file: their three parts ran one after the other, in
+# committed run), merged into one file: their four parts ran one after the other, in
 # this order, with the same commands. The scratch workspace /tmp/long_pt held a copy of
 # params.yaml, links to the committed training shards, body model and input check, the
 # development copies of the test benchmarks (seed 1000, /tmp/dev, made by
@@ -44,4 +44,18 @@ for iters in 2025 2700; do
   rm -rf models/baseline checkpoints/baseline logs/baseline
   $PY -m stages.train --phase baseline 2>&1 | grep -v "it/s\]$" | tail -1
   evaluate baseline baseline_pretrain$iters
+done
+
+# 4. A second training seed (another scratch workspace, /tmp/long_pt_s1, set up alike
+# with `seed: 1` in params.yaml and no checkpoint): pretraining from scratch to 1,350
+# steps, the baseline phase on it, then the pretraining resumed to 2,700 and the
+# baseline phase again.
+cd /tmp/long_pt_s1
+for iters in 1350 2700; do
+  sed -i "s/^  pretrain: {iters: [0-9]*,/  pretrain: {iters: $iters,/" params.yaml
+  $PY -m stages.train --phase pretrain 2>&1 | grep -v "it/s\]$" | tail -1
+  cp models/pretrain/model.pt models_pretrain$iters.pt
+  rm -rf models/baseline checkpoints/baseline logs/baseline
+  $PY -m stages.train --phase baseline 2>&1 | grep -v "it/s\]$" | tail -1
+  evaluate baseline baseline_s1_pretrain$iters
 done
