@@ -1,7 +1,7 @@
 """Shared fixtures: the Anny body model (loaded once per session; Anny keeps its own
-user cache, ~2 minutes to build the first time on a new machine) and a small
+user cache, ~2 minutes to build the first time on a new machine), a small
 synthetic SMPL-structured model file that runs the real smplx code without any
-licensed file."""
+licensed file, and four tiny synthetic multi-person samples."""
 
 from __future__ import annotations
 
@@ -13,6 +13,18 @@ import torch
 
 # SMPL's kinematic tree (parents of the 24 joints): structure, not licensed data.
 SMPL_PARENTS = [-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21]
+
+
+@pytest.fixture(scope="module")
+def tiny_synth_multi(tmp_path_factory) -> list[dict]:
+    """Four ``synth_multi`` samples at toy size (tests.synthetic_params), decoded."""
+    from pipelines.shards import read_shards
+    from stages.prepare import prepare
+    from tests.synthetic_params import tiny_params
+
+    root = tmp_path_factory.mktemp("tiny") / "synth_multi"
+    prepare("synth_multi", root, tiny_params(size=4))
+    return list(read_shards(root))
 
 
 @pytest.fixture(scope="session")
