@@ -211,7 +211,9 @@ class IgnoringRPN(RegionProposalNetwork):
         self.levels = levels
 
     def forward(self, images: ImageList, features: dict[str, torch.Tensor],
-                targets: list[dict] | None = None):
+                targets: list[dict] | None = None
+                ) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
+        """torchvision's RPN on ``levels`` only: (proposals per image, losses)."""
         if self.levels is not None:
             features = OrderedDict((name, features[name]) for name in self.levels)
         return super().forward(images, features, targets)

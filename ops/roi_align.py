@@ -64,38 +64,60 @@ def interpolation_matrix(rois: Tensor, level: Tensor, shapes: list[tuple[int, in
     steps_x = (torch.arange(bins_x * ratio, device=rois.device, dtype=rois.dtype) + 0.5) / ratio
     ys = y1[:, None] + steps_y[None] * (roi_h / bins_y)[:, None]  # [R, PH * S]
     xs = x1[:, None] + steps_x[None] * (roi_w / bins_x)[:, None]  # [R, PW * S]
-    # 3. Four bilinear corners per point: [R, PH*S, PW*S, 4] pixel columns and weights.
+    # 3. Four bilinear corners per point, grouped by the bin they fall in:
+    #    [R, PH, PW, S, S, 4] pixel columns and weights (row-major bins: the CSR rows).
     in_y, y_low, y_high, wy_low, wy_high = _axis_corners(ys, height)
     in_x, x_low, x_high, wx_low, wx_high = _axis_corners(xs, width)
-    corner_y = torch.stack([y_low, y_low, y_high, y_high], -1)[:, :, None, :]
-    corner_x = torch.stack([x_low, x_high, x_low, x_high], -1)[:, None, :, :]
-    weight_y = torch.stack([wy_low, wy_low, wy_high, wy_high], -1)[:, :, None, :]
-    weight_x = torch.stack([wx_low, wx_high, wx_low, wx_high], -1)[:, None, :, :]
-    inside = (in_y[:, :, None] & in_x[:, None, :])[..., None]
-    weights = weight_y * weight_x * inside / (ratio * ratio)  # the mean over a bin's points
-    image = rois[:, 0].long()
-    columns = (start[:, None, None, None]
-               + (image[:, None, None, None] * height[..., None, None] + corner_y)
-               * width[..., None, None] + corner_x)
-    # 4. Rows: the bin each point falls in.
     count = len(rois)
-    bin_y = torch.arange(bins_y * ratio, device=rois.device) // ratio
-    bin_x = torch.arange(bins_x * ratio, device=rois.device) // ratio
-    rows = ((torch.arange(count, device=rois.device)[:, None, None] * bins_y + bin_y[None, :, None])
-            * bins_x + bin_x[None, None, :])[..., None].expand_as(columns)
+
+    def along_y(values: list[Tensor]) -> Tensor:  # [R, PH * S] -> [R, PH, 1, S, 1, len]
+        return torch.stack(values, -1).view(count, bins_y, 1, ratio, 1, len(values))
+
+    def along_x(values: list[Tensor]) -> Tensor:  # [R, PW * S] -> [R, 1, PW, 1, S, len]
+        return torch.stack(values, -1).view(count, 1, bins_x, 1, ratio, len(values))
+
+    corner_y = along_y([y_low, y_low, y_high, y_high])
+    corner_x = along_x([x_low, x_high, x_low, x_high])
+    weights = (along_y([wy_low, wy_low, wy_high, wy_high])
+               * along_x([wx_low, wx_high, wx_low, wx_high])
+               * (along_y([in_y]) & along_x([in_x])) / (ratio * ratio))  # a bin's mean
+    image = rois[:, 0].long().view(count, 1, 1, 1, 1, 1)
+    start, height, width = (v.view(count, 1, 1, 1, 1, 1) for v in (start, height, width))
+    columns = start + (image * height + corner_y) * width + corner_x
+    # 4. One CSR row per RoI bin, its points' corners summed per pixel.
     total = sum(n * h * w for n, h, w in shapes)
-    matrix = torch.sparse_coo_tensor(torch.stack([rows.reshape(-1), columns.reshape(-1)]),
-                                     weights.reshape(-1).to(dtype),
-                                     (count * bins_y * bins_x, total), check_invariants=False)
-    return _csr(matrix)
+    per_bin = ratio * ratio * 4
+    return _summed_rows(columns.expand_as(weights).reshape(-1, per_bin),
+                        weights.reshape(-1, per_bin).to(dtype), total)
 
 
-def _csr(matrix: Tensor) -> Tensor:
-    """The COO ``matrix`` summed (duplicates: points sharing a pixel) in CSR form, whose
-    products with dense matrices run on every core."""
+def _summed_rows(columns: Tensor, weights: Tensor, width: int) -> Tensor:
+    """``[rows, width]`` sparse CSR whose row ``i`` holds ``weights[i]`` at
+    ``columns[i]`` (``[rows, K]`` each), entries sharing a column summed. Sorting each
+    row's K entries is what ``coalesce`` would do over all of them at once, at a quarter
+    of its time here."""
+    columns, order = columns.sort(dim=1, stable=True)
+    weights = weights.gather(1, order)
+    first = torch.ones_like(columns, dtype=torch.bool)  # the first entry of each column
+    first[:, 1:] = columns[:, 1:] != columns[:, :-1]
+    slot = first.view(-1).cumsum(0) - 1
+    values = weights.new_zeros(len(slot) and int(slot[-1]) + 1)
+    values.index_add_(0, slot, weights.view(-1))  # in order: deterministic
+    crow = torch.zeros(len(columns) + 1, dtype=torch.long, device=columns.device)
+    crow[1:] = first.sum(dim=1).cumsum(0)
     with warnings.catch_warnings():  # torch calls its CSR tensors "beta" at every use
         warnings.simplefilter("ignore", UserWarning)
-        return matrix.coalesce().to_sparse_csr()
+        return torch.sparse_csr_tensor(crow, columns.view(-1)[first.view(-1)], values,
+                                       (len(columns), width))
+
+
+def _transposed(matrix: Tensor) -> Tensor:
+    """The CSR ``matrix`` transposed, in CSR form: its CSC layout read as rows."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        by_column = matrix.to_sparse_csc()
+        return torch.sparse_csr_tensor(by_column.ccol_indices(), by_column.row_indices(),
+                                       by_column.values(), (matrix.shape[1], matrix.shape[0]))
 
 
 class _SparsePooling(torch.autograd.Function):
@@ -109,8 +131,7 @@ class _SparsePooling(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
-        transposed = _csr(ctx.matrix.to_sparse_coo().t())
-        return transposed @ grad.contiguous(), None
+        return _transposed(ctx.matrix) @ grad.contiguous(), None
 
 
 def _pool(features: list[Tensor], rois: Tensor, level: Tensor, scales: list[float],

@@ -140,23 +140,14 @@ def scene_figure(image: np.ndarray, K: torch.Tensor, rows: list[tuple[str, torch
     return Image.fromarray(_divided(strips, axis=0))
 
 
-def _posed(body: BodyModel, rotmats: torch.Tensor, shape: torch.Tensor,
-           transl: torch.Tensor) -> torch.Tensor:
-    """Camera-frame vertices ``[P, V, 3]`` (``P`` may be 0, which the body model itself
-    does not take)."""
-    if rotmats.shape[0] == 0:
-        return torch.zeros(0, int(body.faces.max()) + 1, 3)
-    return posed_in_camera(body, rotmats, shape, transl).vertices
-
-
 def _ground_truth(body: BodyModel, target: dict[str, torch.Tensor]
                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """The annotated people with a body: camera-frame vertices ``[P, V, 3]`` and their
     colours (an annotated person's colour is its index's palette colour)."""
     known = target["has_body"].bool()
-    vertices = _posed(body, target["rotmats"][known], target["shape"][known],
-                      target["transl"][known])
-    return vertices, person_colours(len(known))[known]
+    posed = posed_in_camera(body, target["rotmats"][known], target["shape"][known],
+                            target["transl"][known])
+    return posed.vertices, person_colours(len(known))[known]
 
 
 def _matched_colours(boxes: torch.Tensor, scores: torch.Tensor,
@@ -187,9 +178,10 @@ def comparison_figures(samples: Iterable[dict], networks: dict[str, torch.nn.Mod
         rows, colours = [("ground truth", truth)], [truth_colours]
         for name, network in networks.items():
             det = network(network_input["image"][None], intrinsics=[target["K"]])[0]
-            keep = det["scores"] >= score_threshold  # nothing confident: an empty scene
-            rows.append((name, _posed(body, det["rotmats"][keep], det["shape"][keep],
-                                      det["transl"][keep])))
+            keep = det["scores"] >= score_threshold
+            posed = posed_in_camera(body, det["rotmats"][keep], det["shape"][keep],
+                                    det["transl"][keep])  # none kept: an empty scene
+            rows.append((name, posed.vertices))
             colours.append(_matched_colours(det["boxes"][keep], det["scores"][keep],
                                             target["boxes"]))
         picture = (network_input["image"].permute(1, 2, 0).numpy() * 255).astype("uint8")

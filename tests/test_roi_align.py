@@ -8,7 +8,7 @@ import pytest
 import torch
 import torchvision
 
-from ops.roi_align import MultiScaleRoIAlign, roi_align
+from ops.roi_align import MultiScaleRoIAlign, _summed_rows, _transposed, roi_align
 
 
 def random_rois(count: int, images: int, height: float, width: float,
@@ -99,6 +99,23 @@ def test_no_boxes_and_determinism():
                                          features, rois, grad) for _ in range(2))
     for a, b in zip(first, second, strict=True):
         assert torch.equal(a, b)  # bit for bit: CPU training stays reproducible
+
+
+def test_summed_rows_and_transpose_match_a_dense_reference():
+    """The CSR builder sums the entries a row repeats (the points sharing a pixel) and
+    keeps the rest; its transpose is the dense transpose."""
+    generator = torch.Generator().manual_seed(5)
+    columns = torch.randint(0, 6, (40, 9), generator=generator)  # many repeats per row
+    weights = torch.randn(40, 9, generator=generator, dtype=torch.float64)
+    dense = torch.zeros(40, 6, dtype=torch.float64)
+    for row in range(40):  # the obvious loop
+        for column, weight in zip(columns[row].tolist(), weights[row].tolist(), strict=True):
+            dense[row, column] += weight
+    matrix = _summed_rows(columns, weights, 6)
+    torch.testing.assert_close(matrix.to_dense(), dense, atol=1e-12, rtol=0)
+    assert matrix.col_indices().numel() == sum(len(set(r.tolist())) for r in columns)
+    torch.testing.assert_close(_transposed(matrix).to_dense(), dense.t())
+    assert _summed_rows(columns[:0], weights[:0], 6).shape == (0, 6)
 
 
 def test_bad_input_is_refused():
