@@ -40,16 +40,13 @@ from stages.train import build_network, criterion_config
 WARMUP, TIMED, PROFILED = 5, 15, 5
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("cap", type=int, help="SMPL-branch RoIs per crop")
-    parser.add_argument("--profile", action="store_true")
-    parser.add_argument("--per-image-bodies", action="store_true")
-    args = parser.parse_args()
+def pretraining_step(cap: int, per_image_bodies: bool = False):
+    """``(step, crops per step)``: one ``train.pretrain`` step as ``stages.train`` runs
+    it (fresh weights, the training shards), each call on the stream's next batch."""
     params = read_params()
     common = typed(TrainParams, params, "train.common")
     phase = dataclasses.replace(typed(PhaseParams, params, "train.pretrain"),
-                                smpl_rois_per_image=args.cap)
+                                smpl_rois_per_image=cap)
     torch.manual_seed(0)
     body = from_section(BodyModelParams, params, "body_model").build()
     prior = build_prior(common.prior, 1, body.num_joints, body.shape_dim, 0.2)
@@ -58,7 +55,7 @@ def main() -> None:
     optimizers = build_optimizers(network, discriminator, phase.lr, common.discriminator_lr,
                                   common.weight_decay)
     criterion = SMPLCriterion(body, discriminator, prior, criterion_config(params, phase, None))
-    if args.per_image_bodies:
+    if per_image_bodies:
         criterion._annotated_vertices = lambda targets: [
             body(t["rotmats"], t["shape"]).vertices.detach() for t in targets]
     data = batches(common, phase, 0, rotation_mirror=mirror_index(body.rotation_names),
@@ -77,6 +74,16 @@ def main() -> None:
         for optimizer in optimizers:
             optimizer.step()
 
+    return step, phase.batch_size
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("cap", type=int, help="SMPL-branch RoIs per crop")
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--per-image-bodies", action="store_true")
+    args = parser.parse_args()
+    step, batch_size = pretraining_step(args.cap, args.per_image_bodies)
     with deterministic_cpu_kernels(torch.device("cpu")):
         for _ in range(WARMUP):
             step()
@@ -85,7 +92,7 @@ def main() -> None:
             step()
         seconds = (time.perf_counter() - start) / TIMED
         print(f"cap {args.cap}{' per-image bodies' if args.per_image_bodies else ''}: "
-              f"{phase.batch_size / seconds:.2f} crops/s, "
+              f"{batch_size / seconds:.2f} crops/s, "
               f"{seconds * 1000:.0f} ms per step")
         if args.profile:
             with torch.profiler.profile() as profiler:
