@@ -1,5 +1,6 @@
 """The report's figures (pipelines/figures.py): interpenetration in red, a ground-truth
-row that a perfect model repeats, colours by matched box, one camera for every row."""
+row that a perfect model repeats, colours by matched box, one camera for every row, an
+empty row for a model that finds nobody."""
 
 import numpy as np
 import torch
@@ -94,3 +95,31 @@ def test_scene_figure_views_share_one_camera_across_rows():
     alone, both = drawn[18:58, 82:158], drawn[60 + 18:118, 82:158]  # top views, no labels
     assert alone.any() and both.sum() > alone.sum()
     assert not (alone & ~both).any()  # the lone sphere sits where it does beside the other
+
+
+class NobodyNetwork(torch.nn.Module):
+    """Detects nobody confidently: its one box scores below the figure's threshold."""
+
+    def __init__(self, body):
+        super().__init__()
+        self.joints, self.shape_dim = body.num_joints, body.shape_dim
+
+    def forward(self, images, intrinsics):
+        return [{"boxes": torch.tensor([[10.0, 10.0, 30.0, 60.0]]), "scores": torch.tensor([0.1]),
+                 "rotmats": torch.eye(3).expand(1, self.joints, 3, 3).clone(),
+                 "shape": torch.zeros(1, self.shape_dim),
+                 "transl": torch.tensor([[0.0, 0.0, 5.0]])}]
+
+
+def test_a_model_without_confident_people_draws_an_empty_row(tiny_synth_multi, anny_body,
+                                                             tmp_path):
+    sample = tiny_synth_multi[0]
+    (name,) = comparison_figures([sample], {"nobody": NobodyNetwork(anny_body)}, anny_body,
+                                 0.5, SIZE, tmp_path, count=1)
+    pixels = np.asarray(Image.open(tmp_path / name)).astype(int)
+    height = SIZE[0]
+    background_or_divider = {235, 60}
+    truth_views = pixels[18:height - 1, SIZE[1] + 2:]  # top and side views, below the label
+    views = pixels[height + 18:2 * height - 1, SIZE[1] + 2:]
+    assert not set(np.unique(truth_views)) <= background_or_divider  # people drawn
+    assert set(np.unique(views)) <= background_or_divider  # nobody drawn
