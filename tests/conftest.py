@@ -15,9 +15,10 @@ import torch
 SMPL_PARENTS = [-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def tiny_synth_multi(tmp_path_factory) -> list[dict]:
-    """Four ``synth_multi`` samples at toy size (tests.synthetic_params), decoded."""
+    """Four ``synth_multi`` samples at toy size (tests.synthetic_params), decoded once for
+    every module that reads them (none may change them in place)."""
     from pipelines.shards import read_shards
     from stages.prepare import prepare
     from tests.synthetic_params import tiny_params
