@@ -62,9 +62,10 @@ def depth_pair(body, proposals, chosen, target, size) -> tuple[torch.Tensor, tor
     return predicted, depth_maps(annotated, body.faces, target["K"], size)
 
 
-def main() -> None:
-    path = sys.argv[1] if len(sys.argv) > 1 else "models/baseline/model.pt"
-    count = int(sys.argv[2]) if len(sys.argv) > 2 else 60
+def image_pairs(path: str, count: int):
+    """Per fine-tune training image with two or more chosen people: its ``(predicted,
+    annotated, target)`` (:func:`depth_pair`'s depth maps and the image's target), from
+    ``count`` batches of the ``train.finetune`` stream with the model at ``path``."""
     params = read_params()
     common = typed(TrainParams, params, "train.common")
     phase = typed(PhaseParams, params, "train.finetune")
@@ -72,7 +73,6 @@ def main() -> None:
     network = build_model(typed(ModelConfig, params, "model"), body, 0).train()
     network.load_state_dict(read_model(path)["network"])
     torch.manual_seed(0)
-    totals: dict[str, float] = {}
     data = batches(common, phase, 0)
     with torch.no_grad():
         for _ in range(count):
@@ -89,9 +89,17 @@ def main() -> None:
                     continue
                 predicted, annotated = depth_pair(body, vertices + transl[i][:, None],
                                                   chosen, target, size)
-                for name, value in classify(predicted, annotated, target["masks"],
-                                            target["transl"][:, 2]).items():
-                    totals[name] = totals.get(name, 0.0) + value
+                yield predicted, annotated, target
+
+
+def main() -> None:
+    path = sys.argv[1] if len(sys.argv) > 1 else "models/baseline/model.pt"
+    count = int(sys.argv[2]) if len(sys.argv) > 2 else 60
+    totals: dict[str, float] = {}
+    for predicted, annotated, target in image_pairs(path, count):
+        for name, value in classify(predicted, annotated, target["masks"],
+                                    target["transl"][:, 2]).items():
+            totals[name] = totals.get(name, 0.0) + value
     total = totals.pop("total")
     print(f"{path}, {count} batches: Eq. 4's summed softplus {total:.1f}")
     for name, value in totals.items():
