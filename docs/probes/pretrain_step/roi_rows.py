@@ -50,14 +50,20 @@ def main() -> None:
 
 
 def alternate(step, batch_size: int, builders: dict) -> None:
-    for _ in range(3):
-        for label, (build, transpose) in builders.items():
-            roi_align.interpolation_matrix, roi_align._transposed = build, transpose
-            start = time.perf_counter()
-            for _ in range(TIMED):
-                step()
-            seconds = (time.perf_counter() - start) / TIMED
-            print(f"{label}: {batch_size / seconds:.2f} crops/s", flush=True)
+    """Times each builder in turn, swapped into ``ops.roi_align``; puts the module's own
+    functions back afterwards."""
+    original = roi_align.interpolation_matrix, roi_align._transposed
+    try:
+        for _ in range(3):
+            for label, (build, transpose) in builders.items():
+                roi_align.interpolation_matrix, roi_align._transposed = build, transpose
+                start = time.perf_counter()
+                for _ in range(TIMED):
+                    step()
+                seconds = (time.perf_counter() - start) / TIMED
+                print(f"{label}: {batch_size / seconds:.2f} crops/s", flush=True)
+    finally:
+        roi_align.interpolation_matrix, roi_align._transposed = original
 
 
 if __name__ == "__main__":
