@@ -9,7 +9,6 @@ import pytest
 import torch
 
 import pipelines.evaluation as evaluation
-from model.body import load_body_model
 from ops.metrics import H36M_EVAL_JOINTS, mpjpe, pa_mpjpe
 from pipelines.evaluation import EvalParams, action_labels, image_values, summarise
 from pipelines.synthetic.poses import ACTIVITIES
@@ -25,14 +24,16 @@ CONFIG = EvalParams(models=("full",), benchmarks=("synth_multi",), score_thresho
 SIZE = (80, 128)
 
 
+# Short names for the session's fixtures (conftest.py): the tiny benchmark, and the one
+# Anny model every test shares (a second construction would repeat its set-up).
 @pytest.fixture(scope="module")
 def samples(tiny_synth_multi):
     return tiny_synth_multi
 
 
 @pytest.fixture(scope="module")
-def body():
-    return load_body_model("anny")
+def body(anny_body):
+    return anny_body
 
 
 class GroundTruthModel:

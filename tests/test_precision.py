@@ -37,7 +37,8 @@ def test_bf16_backbone_features_are_float32_and_close(networks):
         # bf16 keeps 8 bits of mantissa: about 1 % relative error per operation
         scale = value.abs().mean()
         assert (low - value).abs().mean() < 0.05 * scale, name
-    detections = bf16(images, intrinsics=[torch.eye(3)])
+    with torch.no_grad():  # as every inference path runs it (evaluation, figures, predict)
+        detections = bf16(images, intrinsics=[torch.eye(3)])
     for key in ("boxes", "scores", "rotmats", "shape", "cam", "transl"):
         assert detections[0][key].dtype == torch.float32, key
 
