@@ -52,7 +52,7 @@ def soft_nms(boxes: torch.Tensor, scores: torch.Tensor, sigma: float,
     while len(kept) < max_detections:
         candidates = torch.where(open_, current, torch.full_like(current, -1.0))
         best = int(candidates.argmax()) if len(candidates) else 0
-        if len(candidates) == 0 or float(candidates[best]) < score_threshold:
+        if len(candidates) == 0 or float(candidates[best].detach()) < score_threshold:
             break
         kept.append(best)
         kept_scores.append(current[best])

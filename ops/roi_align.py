@@ -101,7 +101,7 @@ def _summed_rows(columns: Tensor, weights: Tensor, width: int) -> Tensor:
     first = torch.ones_like(columns, dtype=torch.bool)  # the first entry of each column
     first[:, 1:] = columns[:, 1:] != columns[:, :-1]
     slot = first.view(-1).cumsum(0) - 1
-    values = weights.new_zeros(len(slot) and int(slot[-1]) + 1)
+    values = weights.new_zeros(int(first.sum()))  # one per distinct column of each row
     values.index_add_(0, slot, weights.view(-1))  # in order: deterministic
     crow = torch.zeros(len(columns) + 1, dtype=torch.long, device=columns.device)
     crow[1:] = first.sum(dim=1).cumsum(0)

@@ -69,7 +69,8 @@ from ops.metrics import (
 __all__ = ["EvalParams", "Protocol", "PredictionError", "image_values", "summarise", "METRICS",
            "GROUPED", "BY_ACTION", "action_labels", "annotated_kp3d", "metric_replicates",
            "flat", "write_records", "read_records", "detection_inputs", "detection_summary",
-           "resampling_block", "record_weights"]
+           "resampling_block", "record_weights", "records_path", "find_records",
+           "metrics_path"]
 
 
 @dataclass(frozen=True)
@@ -382,6 +383,28 @@ def flat(key: str, value: Interval, integer: bool = False) -> dict[str, float]:
     if np.isfinite(value.low) and np.isfinite(value.high):
         result.update({f"{key}_lo": round(value.low, 3), f"{key}_hi": round(value.high, 3)})
     return result
+
+
+def records_path(root: Path, benchmark: str, model: str) -> Path:
+    """Where ``evaluate@<model>`` writes a benchmark's per-image records:
+    ``<root>/<model>/<benchmark>.jsonl`` (``root``: ``evaluations``). One folder per
+    model, because one stage evaluates a model on every benchmark."""
+    return root / model / f"{benchmark}.jsonl"
+
+
+def find_records(root: Path, benchmark: str, model: str) -> Path:
+    """The records of ``model`` on ``benchmark`` under ``root``: at :func:`records_path`,
+    or else at ``<root>/<benchmark>/<model>.jsonl``, the layout of the runs and probe
+    folders made while each (model, benchmark) pair was a stage of its own."""
+    path = records_path(root, benchmark, model)
+    earlier = root / benchmark / f"{model}.jsonl"
+    return path if path.is_file() or not earlier.is_file() else earlier
+
+
+def metrics_path(root: Path, benchmark: str, model: str) -> Path:
+    """Where ``evaluate@<model>`` writes a benchmark's metrics:
+    ``<root>/<model>/<benchmark>.json`` (``root``: ``metrics``)."""
+    return root / model / f"{benchmark}.json"
 
 
 def write_records(path: Path, records: list[dict]) -> None:

@@ -1,11 +1,14 @@
-"""Stage ``evaluate@<model>-<benchmark>``: run a trained model over a benchmark's shards.
+"""Stage ``evaluate@<model>``: run a trained model over every benchmark's shards.
 
-    python -m stages.evaluate --model full --benchmark synth_multi
+    python -m stages.evaluate --model full                           # eval.benchmarks
+    python -m stages.evaluate --model full --benchmark synth_multi   # only these
 
-Writes ``evaluations/<benchmark>/<model>.jsonl`` (one line per image: its metric
-numerators and denominators, or why it failed) and ``metrics/<benchmark>/<model>.json``
-(flat keys: every metric with its 95 % bootstrap interval as ``<key>_lo``/``<key>_hi``,
-per-group values, and the counts of images, people, detections and failed images).
+For each benchmark, writes ``evaluations/<model>/<benchmark>.jsonl`` (one line per
+image: its metric numerators and denominators, or why it failed) and
+``metrics/<model>/<benchmark>.json`` (flat keys: every metric with its 95 % bootstrap
+interval as ``<key>_lo``/``<key>_hi``, per-group values, and the counts of images,
+people, detections and failed images). One stage per model, not per benchmark: the
+model is what an ablation changes, and each process spends seconds starting up.
 The protocols are in :mod:`pipelines.evaluation` and :mod:`ops.metrics`.
 
 The model ``mean_pose`` is the trivial reference: the mean training pose and shape
@@ -38,6 +41,8 @@ from pipelines.evaluation import (
     action_labels,
     annotated_kp3d,
     image_values,
+    metrics_path,
+    records_path,
     resampling_block,
     summarise,
     write_records,
@@ -47,6 +52,8 @@ from pipelines.shards import SHARDS, load_index, read_shards
 from pipelines.training import TrainParams
 from pipelines.transforms import to_network_input
 from stages.common import BodyModelParams, from_section, read_params, section, typed, write_json
+
+EVALUATIONS, METRICS_ROOT = Path("evaluations"), Path("metrics")
 
 
 def load_predictor(name: str, body: BodyModel) -> torch.nn.Module | dict:
@@ -144,18 +151,19 @@ def refinement_counts(records: list[dict]) -> dict[str, int]:
     return {"refined_images": sum(s > 0 for s in steps), "refine_steps": sum(steps)}
 
 
-def evaluate(model_name: str, benchmark: str, params: dict) -> dict:
+def evaluate_benchmark(model_name: str, model: torch.nn.Module | dict, body: BodyModel,
+                       benchmark: str, params: dict) -> dict:
+    """The model on one benchmark: writes its records and metrics and returns the metrics.
+    Fails when more than ``eval.max_failed_fraction`` of the images failed."""
     config = typed(EvalParams, params, "eval")
     common = typed(TrainParams, params, "train.common")
     size = (common.input_height, common.input_width)
     synthetic = section(params, f"prepare.{benchmark}")["kind"] == "synthetic"
-    body = from_section(BodyModelParams, params, "body_model").build()
-    model = load_predictor(model_name, body)
     root = SHARDS / "test" / benchmark
     progress = tqdm(read_shards(root), total=load_index(root)["num_samples"],
                     desc=f"{model_name} on {benchmark}", unit="img", mininterval=5.0)
     records, failed = evaluate_samples(progress, model, body, config, size, synthetic)
-    write_records(Path("evaluations") / benchmark / f"{model_name}.jsonl", records + failed)
+    write_records(records_path(EVALUATIONS, benchmark, model_name), records + failed)
     result = {"benchmark": benchmark, "model": model_name, "body_model": body.name,
               "h36m_joints": body.h36m_joint_source,
               "dataset_kind": "synthetic" if synthetic else "real",
@@ -168,7 +176,7 @@ def evaluate(model_name: str, benchmark: str, params: dict) -> dict:
                                                  for r in records)),
               **refinement_counts(records),
               **summarise(records, config.bootstrap_replicates, int(params["seed"]))}
-    write_json(Path("metrics") / benchmark / f"{model_name}.json", result)
+    write_json(metrics_path(METRICS_ROOT, benchmark, model_name), result)
     images = len(records) + len(failed)
     if len(failed) > config.max_failed_fraction * max(images, 1):
         raise RuntimeError(f"{len(failed)} of {images} images failed on {benchmark}: "
@@ -176,14 +184,26 @@ def evaluate(model_name: str, benchmark: str, params: dict) -> dict:
     return result
 
 
+def evaluate(model_name: str, benchmarks: list[str], params: dict) -> list[dict]:
+    """The model on each benchmark in turn, the body model and the network loaded once
+    (a process per benchmark would spend about 4 s of each stage starting up)."""
+    body = from_section(BodyModelParams, params, "body_model").build()
+    model = load_predictor(model_name, body)
+    return [evaluate_benchmark(model_name, model, body, benchmark, params)
+            for benchmark in benchmarks]
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Evaluate one model on one benchmark.")
+    parser = argparse.ArgumentParser(description="Evaluate one model on the benchmarks.")
     parser.add_argument("--model", required=True)
-    parser.add_argument("--benchmark", required=True)
+    parser.add_argument("--benchmark", nargs="+",
+                        help="default: every benchmark of eval.benchmarks")
     args = parser.parse_args()
     torch.set_num_threads(2)
-    result = evaluate(args.model, args.benchmark, read_params())
-    print(json.dumps(result))
+    params = read_params()
+    benchmarks = args.benchmark or list(typed(EvalParams, params, "eval").benchmarks)
+    for result in evaluate(args.model, benchmarks, params):
+        print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -48,7 +48,7 @@ import yaml
 from scipy import stats
 
 from ops.bootstrap import Interval, interval, paired
-from pipelines.evaluation import metric_replicates, read_records, record_weights
+from pipelines.evaluation import metric_replicates, read_records, record_weights, records_path
 from stages.common import read_params, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -151,13 +151,13 @@ def run_seed(work: Path, variants: list[str], benchmarks: list[str]) -> None:
     whose evaluations all exist is not fine-tuned again, even if its model was removed)."""
     for variant in variants:
         missing = [b for b in benchmarks
-                   if not (work / "evaluations" / b / f"{variant}.jsonl").is_file()]
+                   if not records_path(work / "evaluations", b, variant).is_file()]
         if missing and not (work / "models" / variant / "model.pt").is_file():
             _run(["stages.train", "--phase", "finetune", "--variant", variant], work,
                  f"{work.name}: fine-tune {variant}")
-        for benchmark in missing:
-            _run(["stages.evaluate", "--model", variant, "--benchmark", benchmark], work,
-                 f"{work.name}: evaluate {variant} on {benchmark}")
+        if missing:
+            _run(["stages.evaluate", "--model", variant, "--benchmark", *missing], work,
+                 f"{work.name}: evaluate {variant} on {', '.join(missing)}")
 
 
 def _cell(value: Interval, digits: int) -> str:
@@ -206,7 +206,7 @@ def main() -> None:
     places = {0: Path("."), **{s: out / f"seed{s}" for s in args.seeds}}
 
     def records(place: Path, benchmark: str, model: str) -> list[dict]:
-        return read_records(place / "evaluations" / benchmark / f"{model}.jsonl")
+        return read_records(records_path(place / "evaluations", benchmark, model))
 
     spreads = {}
     for variant in args.variants:

@@ -2,8 +2,8 @@
 
     python -m stages.tables --out reports
 
-Reads ``metrics/<benchmark>/<model>.json`` (values with their bootstrap intervals),
-``evaluations/<benchmark>/<model>.jsonl`` (per-image values, for the paired differences)
+Reads ``metrics/<model>/<benchmark>.json`` (values with their bootstrap intervals),
+``evaluations/<model>/<benchmark>.jsonl`` (per-image values, for the paired differences)
 and the published numbers (``tables.paper``). Writes ``reports/table1..5.md`` and
 ``.csv``, the detection, refinement and per-action reports (``detection``, ``refine``,
 ``actions``), and ``reports/summary.json`` (flat keys ``<benchmark>.<model>.<metric>``, with
@@ -28,6 +28,7 @@ from ops.bootstrap import Interval, paired
 from pipelines.evaluation import (
     METRICS,
     EvalParams,
+    find_records,
     metric_replicates,
     read_records,
     record_weights,
@@ -69,11 +70,13 @@ KINDS = ("synthetic", "real")
 
 
 def load_metrics(root: Path) -> dict[str, dict[str, dict]]:
-    """benchmark -> model -> metrics dict."""
+    """benchmark -> model -> metrics dict (the files ``metrics_path`` names)."""
     metrics: dict[str, dict[str, dict]] = {}
     for path in sorted(root.glob("*/*.json")):
-        metrics.setdefault(path.parent.name, {})[path.stem] = json.loads(path.read_text())
-    return metrics
+        model, benchmark = path.parent.name, path.stem
+        metrics.setdefault(benchmark, {})[model] = json.loads(path.read_text())
+    return {benchmark: dict(sorted(models.items()))
+            for benchmark, models in sorted(metrics.items())}
 
 
 def benchmark_sets(metrics: dict, stands_for: dict[str, str]) -> dict[str, dict[str, str]]:
@@ -119,7 +122,7 @@ def paired_difference(evaluations: Path, benchmark: str, model: str, metric: str
     """``model - reference`` on the images both evaluated (on ``action``'s people only,
     when given), with a paired bootstrap interval (the same resampled images for both),
     or ``None`` without records."""
-    paths = [evaluations / benchmark / f"{name}.jsonl" for name in (model, reference)]
+    paths = [find_records(evaluations, benchmark, name) for name in (model, reference)]
     if not all(path.is_file() for path in paths):
         return None
     ours, theirs = ({r["key"]: r for r in read_records(path)} for path in paths)

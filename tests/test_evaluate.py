@@ -10,10 +10,19 @@ import torch
 
 import pipelines.evaluation as evaluation
 from ops.metrics import H36M_EVAL_JOINTS, mpjpe, pa_mpjpe
-from pipelines.evaluation import EvalParams, action_labels, image_values, summarise
+from pipelines.evaluation import (
+    EvalParams,
+    action_labels,
+    find_records,
+    image_values,
+    metrics_path,
+    records_path,
+    summarise,
+)
 from pipelines.synthetic.poses import ACTIVITIES
 from stages.evaluate import evaluate_samples, mean_pose_detections
 from stages.tables import main as tables_main
+from stages.tables import paired_difference
 from tests.test_protocols import PROTOCOL, JointsBody, oracle
 
 CONFIG = EvalParams(models=("full",), benchmarks=("synth_multi",), score_threshold=0.05,
@@ -191,13 +200,13 @@ def write_evaluation(root, benchmark: str, model: str, records: list[dict]) -> N
     """A model's per-image records and metrics on a synthetic benchmark, under ``root``
     (``ev/`` and ``metrics/``), as the evaluate stage writes them."""
     for folder in ("ev", "metrics"):
-        (root / folder / benchmark).mkdir(parents=True, exist_ok=True)
-    (root / "ev" / benchmark / f"{model}.jsonl").write_text(
+        (root / folder / model).mkdir(parents=True, exist_ok=True)
+    records_path(root / "ev", benchmark, model).write_text(
         "\n".join(json.dumps(r) for r in records) + "\n")
     result = {"benchmark": benchmark, "model": model, "body_model": "anny",
               "dataset_kind": "synthetic", "images": len(records),
               **summarise(records, 200, 0)}
-    (root / "metrics" / benchmark / f"{model}.json").write_text(json.dumps(result))
+    metrics_path(root / "metrics", benchmark, model).write_text(json.dumps(result))
 
 
 def write_tables(root, monkeypatch) -> None:
@@ -231,6 +240,32 @@ def test_tables_show_ours_with_intervals_and_paired_differences(tmp_path, monkey
     assert summary["synth_multi.full.pck_all"] == 60.0
     assert summary["synth_multi.full.pck_all_vs_baseline"] == pytest.approx(30.0)
     assert summary["synth_multi.full.pck_all_vs_baseline_lo"] > 0
+
+
+def test_paired_differences_read_records_in_either_layout(tmp_path):
+    """Records as ``evaluate@<model>`` writes them (``<model>/<benchmark>.jsonl``), and in
+    the earlier ``<benchmark>/<model>.jsonl`` of older runs' and probes' folders, give the
+    same paired difference; where both exist, the current layout is read."""
+    hits = {"baseline": [1, 0, 1, 0], "full": [1, 1, 1, 0]}
+    lines = {model: "\n".join(json.dumps({"key": f"k{i}", "group": "all", "values": {
+        "pck_all": (60.0 * h, 100.0)}}) for i, h in enumerate(hit)) + "\n"
+        for model, hit in hits.items()}
+    differences = []
+    for layout in ("now", "earlier"):
+        root = tmp_path / layout
+        for model, text in lines.items():
+            path = (records_path(root, "synth_multi", model) if layout == "now"
+                    else root / "synth_multi" / f"{model}.jsonl")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        differences.append(paired_difference(root, "synth_multi", "full", "pck_all", None,
+                                             200, 0))
+    assert differences[0] == differences[1] and differences[0].value == pytest.approx(15.0)
+    stale = tmp_path / "now" / "synth_multi" / "full.jsonl"  # an earlier copy beside it
+    stale.parent.mkdir()
+    stale.write_text(lines["baseline"])
+    assert find_records(tmp_path / "now", "synth_multi", "full") == records_path(
+        tmp_path / "now", "synth_multi", "full")
 
 
 def test_control_report_compares_each_variant_with_the_fine_tune_without_scene_losses(

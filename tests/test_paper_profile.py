@@ -96,9 +96,9 @@ def test_paper_profile_runs_end_to_end_with_real_benchmarks(tmp_path):
          "copy"], project)
     run([dvc, "repro"], project)
     for benchmark in ("h36m_p2", "panoptic", "mupots", "posetrack_val"):
-        result = json.loads((project / "metrics" / benchmark / "full.json").read_text())
+        result = json.loads((project / "metrics" / "full" / f"{benchmark}.json").read_text())
         assert result["dataset_kind"] == "real" and result["failed_images"] == 0
-        records = read_records(project / "evaluations" / benchmark / "full.jsonl")
+        records = read_records(project / "evaluations" / "full" / f"{benchmark}.jsonl")
         assert all(r["block"] for r in records)  # video frames: block-resampled
     tables = {n: (project / f"reports/table{n}.md").read_text() for n in range(1, 6)}
     for number, table in tables.items():

@@ -65,13 +65,13 @@ def test_dvc_repro_runs_and_is_then_a_no_op(tmp_path):
         assert (tmp_path / "models" / model / "model.pt").is_file()
         assert json.loads((tmp_path / "logs" / model / "metrics.json").read_text())["step"] == 1
     for model in ("baseline", "full", "full_refine"):
-        result = json.loads((tmp_path / "metrics/synth_multi" / f"{model}.json").read_text())
+        result = json.loads((tmp_path / "metrics" / model / "synth_multi.json").read_text())
         assert result["images"] == 4 and result["failed_images"] == 0
     assert "refine_steps" in result  # full_refine: the network followed by refinement
     assert "ours (synthetic): full" in (tmp_path / "reports/table3.md").read_text()
     assert "synth_multi: collision_frames" in (tmp_path / "reports/refine.md").read_text()
     metrics_diff = run([dvc, "metrics", "show"], tmp_path)
-    assert "metrics/synth_multi/full.json" in metrics_diff
+    assert "metrics/full/synth_multi.json" in metrics_diff
     second = run([dvc, "repro"], tmp_path)
     assert "didn't change, skipping" in second and "Running stage" not in second
     # an ablation knob invalidates only its own fine-tune

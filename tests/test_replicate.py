@@ -65,7 +65,7 @@ def test_a_workspace_of_another_baseline_or_params_starts_afresh(tmp_path):
     (root / "models" / "baseline" / "model.pt").write_bytes(b"first")
     (root / "params.yaml").write_text("seed: 0\n")
     work = tmp_path / "replicates" / "seed1"
-    done = work / "evaluations" / "synth_multi" / "full.jsonl"
+    done = work / "evaluations" / "full" / "synth_multi.jsonl"
 
     def finish_one_evaluation():
         done.parent.mkdir(parents=True, exist_ok=True)
@@ -109,10 +109,11 @@ def test_run_seed_fine_tunes_only_what_a_missing_evaluation_needs(tmp_path, monk
 
     calls = []
     monkeypatch.setattr(replicate, "_run", lambda command, work, label: calls.append(command))
-    for benchmark in ("a", "b"):
-        (tmp_path / "evaluations" / benchmark).mkdir(parents=True)
-        (tmp_path / "evaluations" / benchmark / "full.jsonl").write_text("")
-    (tmp_path / "evaluations" / "a" / "no_scene.jsonl").write_text("")
-    replicate.run_seed(tmp_path, ["full", "no_scene"], ["a", "b"])
+    for model in ("full", "no_scene"):
+        (tmp_path / "evaluations" / model).mkdir(parents=True)
+    for benchmark in ("a", "b", "c"):
+        (tmp_path / "evaluations" / "full" / f"{benchmark}.jsonl").write_text("")
+    (tmp_path / "evaluations" / "no_scene" / "a.jsonl").write_text("")
+    replicate.run_seed(tmp_path, ["full", "no_scene"], ["a", "b", "c"])
     assert calls == [["stages.train", "--phase", "finetune", "--variant", "no_scene"],
-                     ["stages.evaluate", "--model", "no_scene", "--benchmark", "b"]]
+                     ["stages.evaluate", "--model", "no_scene", "--benchmark", "b", "c"]]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 
 import pytest
 import torch
@@ -67,6 +68,17 @@ def test_disjoint_boxes_keep_their_scores_and_copies_fall():
     torch.testing.assert_close(scores, torch.tensor([0.9, 0.8, 0.7 * math.exp(-2.0)]))
     index, _ = soft_nms(boxes, torch.tensor([0.9, 0.8, 0.3]), 0.5, 0.05, 10)
     assert index.tolist() == [0, 1]  # 0.3 * exp(-2) = 0.04 is below the threshold
+
+
+def test_scores_that_require_grad_select_alike_and_keep_their_gradient():
+    boxes = torch.tensor([[0.0, 0, 10, 30], [20, 0, 30, 30], [0, 0, 10, 30]])
+    scores = torch.tensor([0.9, 0.8, 0.7], requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "converting a tensor that requires grad"
+        index, decayed = soft_nms(boxes, scores, 0.5, 0.05, 10)
+    assert index.tolist() == soft_nms(boxes, scores.detach(), 0.5, 0.05, 10)[0].tolist()
+    decayed.sum().backward()
+    torch.testing.assert_close(scores.grad, torch.tensor([1.0, 1.0, math.exp(-2.0)]))
 
 
 def test_bad_input_is_a_clear_error():

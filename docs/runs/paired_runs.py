@@ -4,8 +4,9 @@ same model on the same test images, a 95 % paired bootstrap interval over images
     PYTHONPATH=. python docs/runs/paired_runs.py 69b2240                 # every model
     PYTHONPATH=. python docs/runs/paired_runs.py 69b2240 --models baseline full
 
-Reads the other run's ``evaluations/<benchmark>/<model>.jsonl`` with ``git show`` (so it
-needs the repository's history) and this workspace's from ``evaluations/``.
+Reads the other run's ``evaluations/<model>/<benchmark>.jsonl`` (before the evaluation
+became one stage per model: ``evaluations/<benchmark>/<model>.jsonl``) with ``git show``
+(so it needs the repository's history) and this workspace's from ``evaluations/``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,13 @@ from pathlib import Path
 
 from ops.bootstrap import paired
 from ops.detection import ap_replicates, average_precision
-from pipelines.evaluation import detection_inputs, read_records, record_weights
+from pipelines.evaluation import (
+    detection_inputs,
+    find_records,
+    read_records,
+    record_weights,
+    records_path,
+)
 from stages.common import read_params
 from stages.tables import paired_difference
 
@@ -30,19 +37,27 @@ ROWS = {"synth_single": (("pa_mpjpe_mm", None), ("mpjpe_mm", None), ("collision_
 
 
 def committed_records(commit: str, benchmark: str, model: str, folder: Path) -> None:
-    """Write ``commit``'s evaluation of ``model`` as ``folder/<benchmark>/<model>@old.jsonl``."""
-    text = subprocess.run(["git", "show", f"{commit}:evaluations/{benchmark}/{model}.jsonl"],
-                          check=True, capture_output=True, text=True).stdout
-    (folder / benchmark).mkdir(parents=True, exist_ok=True)
-    (folder / benchmark / f"{model}@old.jsonl").write_text(text)
-    (folder / benchmark / f"{model}.jsonl").write_text(
-        Path("evaluations", benchmark, f"{model}.jsonl").read_text())
+    """Write ``commit``'s evaluation of ``model`` as ``<model>@old`` and this workspace's
+    as ``<model>`` in ``folder`` (laid out as ``records_path`` says)."""
+    for layout in (f"evaluations/{model}/{benchmark}.jsonl",
+                   f"evaluations/{benchmark}/{model}.jsonl"):  # now, and before
+        shown = subprocess.run(["git", "show", f"{commit}:{layout}"], capture_output=True,
+                               text=True)
+        if shown.returncode == 0:
+            break
+    else:
+        raise SystemExit(f"{commit} has no evaluation of {model} on {benchmark}")
+    for name, text in ((f"{model}@old", shown.stdout),
+                       (model, records_path(Path("evaluations"), benchmark, model).read_text())):
+        path = records_path(folder, benchmark, name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
 
 
 def ap_difference(folder: Path, benchmark: str, model: str, replicates: int,
                   reference: str) -> str:
     """AP50 (%) of ``model`` minus ``reference``'s records on the images both evaluated."""
-    new, old = ({r["key"]: r for r in read_records(folder / benchmark / f"{name}.jsonl")}
+    new, old = ({r["key"]: r for r in read_records(find_records(folder, benchmark, name))}
                 for name in (model, reference))
     keys = sorted(set(new) & set(old))
     weights = record_weights([new[k] for k in keys], replicates, 0)
@@ -73,7 +88,7 @@ def main() -> None:
 def print_differences(folder: Path, benchmark: str, model: str, reference: str,
                       replicates: int) -> None:
     """One line per row of ``ROWS[benchmark]`` and one for AP50: ``model`` minus
-    ``reference``, both ``folder/<benchmark>/<name>.jsonl``, paired over images."""
+    ``reference``, both in ``folder`` (``records_path``), paired over images."""
     for metric, group in ROWS[benchmark]:
         delta = paired_difference(folder, benchmark, model, metric, group, replicates, 0,
                                   reference=reference)
