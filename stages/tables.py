@@ -70,11 +70,16 @@ KINDS = ("synthetic", "real")
 
 
 def load_metrics(root: Path) -> dict[str, dict[str, dict]]:
-    """benchmark -> model -> metrics dict (the files ``metrics_path`` names)."""
+    """benchmark -> model -> metrics dict, keyed by the ``benchmark`` and ``model`` each
+    file records (so the folder layout, ``metrics_path``'s, is not read from the path)."""
     metrics: dict[str, dict[str, dict]] = {}
     for path in sorted(root.glob("*/*.json")):
-        model, benchmark = path.parent.name, path.stem
-        metrics.setdefault(benchmark, {})[model] = json.loads(path.read_text())
+        result = json.loads(path.read_text())
+        models = metrics.setdefault(result["benchmark"], {})
+        if result["model"] in models:
+            raise ValueError(f"{path}: a second metrics file for {result['model']} on "
+                             f"{result['benchmark']} under {root}")
+        models[result["model"]] = result
     return {benchmark: dict(sorted(models.items()))
             for benchmark, models in sorted(metrics.items())}
 

@@ -21,8 +21,8 @@ from pipelines.evaluation import (
 )
 from pipelines.synthetic.poses import ACTIVITIES
 from stages.evaluate import evaluate_samples, mean_pose_detections
+from stages.tables import load_metrics, paired_difference
 from stages.tables import main as tables_main
-from stages.tables import paired_difference
 from tests.test_protocols import PROTOCOL, JointsBody, oracle
 
 CONFIG = EvalParams(models=("full",), benchmarks=("synth_multi",), score_threshold=0.05,
@@ -266,6 +266,19 @@ def test_paired_differences_read_records_in_either_layout(tmp_path):
     stale.write_text(lines["baseline"])
     assert find_records(tmp_path / "now", "synth_multi", "full") == records_path(
         tmp_path / "now", "synth_multi", "full")
+
+
+def test_metrics_are_keyed_by_what_each_file_records_and_a_second_copy_is_an_error(tmp_path):
+    result = {"benchmark": "synth_multi", "model": "full", "images": 8}
+    path = metrics_path(tmp_path, "synth_multi", "full")
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(result))
+    assert load_metrics(tmp_path) == {"synth_multi": {"full": result}}
+    earlier = tmp_path / "synth_multi" / "full.json"  # the layout before, beside it
+    earlier.parent.mkdir()
+    earlier.write_text(json.dumps(result))
+    with pytest.raises(ValueError, match="a second metrics file for full on synth_multi"):
+        load_metrics(tmp_path)
 
 
 def test_control_report_compares_each_variant_with_the_fine_tune_without_scene_losses(
