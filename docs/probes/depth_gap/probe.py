@@ -8,7 +8,7 @@ image, and it moves both of them (the visible one forward, the other back), so i
 shrink their depth gap until the bodies meet. This probe measures that gap.
 
 For each training seed's workspace (seed 0: this one; seeds 1-4:
-``replicates/seed<k>/models``) and each model, on the test ``synth_crowd``: every pair
+``replicates/seed<k>/models``) and each model, on a test benchmark (default ``synth_crowd``): every pair
 of annotated people whose boxes overlap and who are both matched to detections (the
 evaluation's own matching, ``pipelines.evaluation``), with the predicted and the true
 distance between their roots along the camera axis. Prints per seed and model the mean
@@ -94,11 +94,14 @@ def main() -> None:
     results: dict[tuple[int, str], dict[str, float]] = {}
     print(f"# {benchmark}: overlapping matched pairs; gaps in metres; close: predicted "
           f"gap < {CLOSE_M} m, % of pairs")
+    done: dict[Path, dict[str, float]] = {}  # the seeds share one baseline (a link)
     for seed, folder in workspaces().items():
         for name in MODELS:
-            network, _ = load_network(folder / name / "model.pt", body)
-            row = summary(pair_gaps(network, body, samples, config))
-            results[seed, name] = row
+            path = (folder / name / "model.pt").resolve()
+            if path not in done:
+                network, _ = load_network(path, body)
+                done[path] = summary(pair_gaps(network, body, samples, config))
+            row = results[seed, name] = done[path]
             print(f"seed {seed} {name:13s} pairs {row['pairs']:4d}  predicted gap "
                   f"{row['pred']:.3f}  true {row['true']:.3f}  ratio {row['ratio']:.3f}  "
                   f"close {row['close']:.1f}", flush=True)
