@@ -8,13 +8,14 @@ image, and it moves both of them (the visible one forward, the other back), so i
 shrink their depth gap until the bodies meet. This probe measures that gap.
 
 For each training seed's workspace (seed 0: this one; seeds 1-4:
-``replicates/seed<k>/models``) and each model, on a test benchmark (default ``synth_crowd``): every pair
-of annotated people whose boxes overlap and who are both matched to detections (the
-evaluation's own matching, ``pipelines.evaluation``), with the predicted and the true
-distance between their roots along the camera axis. Prints per seed and model the mean
-predicted gap, the mean true gap of the same pairs, their ratio, and the share of pairs
-predicted closer than 0.3 m (about a body's depth); then each model minus the control
-of the same seed, with its Student's t interval across seeds.
+``replicates/seed<k>/models``) and each model, on a test benchmark (default
+``synth_crowd``): every pair of annotated people whose boxes overlap and who are both
+matched to detections (the evaluation's own matching, ``pipelines.evaluation``), with
+the predicted and the true distance between their roots along the camera axis. Prints
+per seed and model the mean predicted gap, the mean true gap of the same pairs, their
+ratio, and the share of pairs predicted closer than 0.3 m (about a body's depth); then
+each model minus the control of the same seed, with its Student's t interval across
+seeds.
 
     PYTHONPATH=. python docs/probes/depth_gap/probe.py [benchmark]   # after the replicates
 """
