@@ -100,15 +100,18 @@ def seed_spread(per_seed_records: dict[int, list[dict]],
                                                    metric)
         per_seed.append(paired(point, base_point, draw, base_draws))
         draws.append(draw - base_draws)
-    points = [difference.value for difference in per_seed]
+    across = across_seeds([difference.value for difference in per_seed])
+    return SeedSpread(seeds, per_seed, across, interval(across.value, np.mean(draws, axis=0)))
+
+
+def across_seeds(points: list[float]) -> Interval:
+    """The mean of one value per training seed with its 95 % Student's t interval
+    (``nan`` bounds for a single seed)."""
     mean = float(np.mean(points))
-    if len(points) >= 2:
-        half = (stats.t.ppf(0.975, len(points) - 1) * np.std(points, ddof=1)
-                / np.sqrt(len(points)))
-        across = Interval(mean, mean - half, mean + half)
-    else:
-        across = Interval(mean, float("nan"), float("nan"))
-    return SeedSpread(seeds, per_seed, across, interval(mean, np.mean(draws, axis=0)))
+    if len(points) < 2:
+        return Interval(mean, float("nan"), float("nan"))
+    half = stats.t.ppf(0.975, len(points) - 1) * np.std(points, ddof=1) / np.sqrt(len(points))
+    return Interval(mean, mean - half, mean + half)
 
 
 def prepare_workspace(work: Path, seed: int, root: Path = Path(".")) -> None:

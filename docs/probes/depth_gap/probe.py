@@ -27,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy import stats
 from torchvision.ops import box_iou
 
 from model.body import posed_in_camera
@@ -36,9 +35,11 @@ from model.io import load_network
 from ops.metrics import match_people
 from pipelines.evaluation import EvalParams, annotated_kp3d
 from pipelines.shards import SHARDS, read_shards
+from pipelines.training import TrainParams
 from pipelines.transforms import to_network_input
 from stages.common import BodyModelParams, from_section, read_params, typed
 from stages.evaluate import match_threshold
+from stages.replicate import across_seeds
 
 MODELS = ["baseline", "no_scene", "no_collision", "no_depth", "full"]
 CLOSE_M = 0.3
@@ -54,11 +55,12 @@ def workspaces() -> dict[int, Path]:
 
 
 @torch.no_grad()
-def pair_gaps(network, body, samples: list[dict], config: EvalParams) -> np.ndarray:
+def pair_gaps(network, body, samples: list[dict], config: EvalParams,
+              size: tuple[int, int]) -> np.ndarray:
     """``[N, 2]``: predicted and true root-depth gap of each overlapping matched pair."""
     rows = []
     for sample in samples:
-        net_input = to_network_input(sample, 256, 416)
+        net_input = to_network_input(sample, *size)
         det = network(net_input["image"][None], intrinsics=[net_input["target"]["K"]])[0]
         keep = det["scores"] >= config.score_threshold
         det = {k: v[keep] for k, v in det.items() if torch.is_tensor(v)}
@@ -90,6 +92,8 @@ def main() -> None:
     benchmark = sys.argv[1] if len(sys.argv) > 1 else "synth_crowd"
     params = read_params()
     config = typed(EvalParams, params, "eval")
+    common = typed(TrainParams, params, "train.common")
+    size = (common.input_height, common.input_width)  # as the evaluation
     body = from_section(BodyModelParams, params, "body_model").build()
     samples = list(read_shards(SHARDS / "test" / benchmark))
     results: dict[tuple[int, str], dict[str, float]] = {}
@@ -101,7 +105,7 @@ def main() -> None:
             path = (folder / name / "model.pt").resolve()
             if path not in done:
                 network, _ = load_network(path, body)
-                done[path] = summary(pair_gaps(network, body, samples, config))
+                done[path] = summary(pair_gaps(network, body, samples, config, size))
             row = results[seed, name] = done[path]
             print(f"seed {seed} {name:13s} pairs {row['pairs']:4d}  predicted gap "
                   f"{row['pred']:.3f}  true {row['true']:.3f}  ratio {row['ratio']:.3f}  "
@@ -112,16 +116,10 @@ def main() -> None:
         for key in ("ratio", "close"):
             diffs = np.array([results[s, name][key] - results[s, "no_scene"][key]
                               for s in seeds])
-            low, high = student_interval(diffs)
-            print(f"{name:13s} {key:5s} {diffs.mean():+.3f} [{low:+.3f}, {high:+.3f}]  "
+            mean = across_seeds(list(diffs))
+            print(f"{name:13s} {key:5s} {mean.value:+.3f} [{mean.low:+.3f}, {mean.high:+.3f}]  "
                   f"per seed {' '.join(f'{d:+.3f}' for d in diffs)}")
 
-
-def student_interval(values: np.ndarray) -> tuple[float, float]:
-    if len(values) < 2:
-        return float("nan"), float("nan")
-    half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
-    return values.mean() - half, values.mean() + half
 
 
 if __name__ == "__main__":
