@@ -32,6 +32,9 @@ Per image:
    ``collision_score_threshold`` intersect (64³ volumes), and, as a diagnostic, only
    among those of them matched to distinct people (so a duplicate of one person does
    not count, and the diagnostic never counts a frame the Table 4 count leaves out).
+   Also, as diagnostics, how much they intersect: the summed intersection volume of
+   every pair, in litres per frame, among the same two sets (a frame count only asks
+   whether two people touch; the interpenetration loss acts on how deep they are).
 8. **Per action** (a diagnostic): where the benchmark names each person's action
    (:func:`action_labels`), MPJPE and PA-MPJPE again over the people of each action
    (``values["pa_mpjpe@crouch"]``), so a model that predicts one pose whatever the image
@@ -117,6 +120,8 @@ METRICS = {
     "depth_order_box_cue_acc": ("depth_order_box_cue", 100.0),  # its pairs, by box bottoms
     "collision_frames": ("collision", None),
     "collision_frames_matched": ("collision_matched", None),
+    "collision_litres": ("collision_volume", 1.0),  # mean summed volume per frame
+    "collision_litres_matched": ("collision_volume_matched", 1.0),
 }
 # metrics also reported per group (layout or sequence) and as the mean over groups
 GROUPED = ("mpjpe_mm", "pck_all", "pck_matched")
@@ -212,7 +217,11 @@ def image_values(detections: dict[str, torch.Tensor], target: dict[str, torch.Te
     matched = [slot[m] for m in matches if m in slot]
     for key, subset in (("collision", list(slot.values())), ("collision_matched", matched)):
         index = torch.tensor(subset, dtype=torch.long)
-        values[key] = (float(count_collisions([volumes[index][:, index]])), 1.0)
+        pairs = volumes[index][:, index]
+        values[key] = (float(count_collisions([pairs])), 1.0)
+        # each pair once (the matrix is symmetric), m^3 -> litres
+        values[key.replace("collision", "collision_volume")] = (
+            1000.0 * float(pairs.triu(diagonal=1).sum()), 1.0)
     return values
 
 

@@ -15,10 +15,11 @@ and made again, so a new ``dvc repro`` never pairs its baseline with old fine-tu
 main run counts as seed 0.
 
 It then writes ``<out>/report.md`` and ``<out>/summary.json``: for each variant,
-benchmark and metric (Table 4's collision frames, also among matched people only,
-Table 5's depth-order accuracy, and PA-MPJPE: what the variant costs in pose), each
-seed's paired difference from the baseline with its image-bootstrap interval, their mean
-over seeds, and two intervals for that mean.
+benchmark and metric (Table 4's collision frames, also among matched people only, and
+how much those people intersect, in litres per frame; Table 5's depth-order accuracy;
+and PA-MPJPE: what the variant costs in pose), each seed's paired difference from the
+baseline with its image-bootstrap interval, their mean over seeds, and two intervals
+for that mean.
 When the control ``no_scene`` (the fine-tune without scene losses) is among the
 variants, each other variant is also compared with the control *of the same seed*
 (same images in the same order, so the difference holds what the scene losses add,
@@ -54,8 +55,8 @@ from stages.common import read_params, write_json
 ROOT = Path(__file__).resolve().parents[1]
 # Table 4 (all detections, and those matched to distinct people: no duplicates), Table 5,
 # Table 5 on the pairs whose boxes overlap (diagnostics), and what a variant costs in pose
-METRICS = ("collision_frames", "collision_frames_matched", "depth_order_acc",
-           "depth_order_overlap_acc", "pa_mpjpe_mm")
+METRICS = ("collision_frames", "collision_frames_matched", "collision_litres_matched",
+           "depth_order_acc", "depth_order_overlap_acc", "pa_mpjpe_mm")
 REFERENCE = "baseline"
 CONTROL = "no_scene"  # the fine-tune without scene losses, compared seed by seed
 
@@ -174,7 +175,8 @@ def report(spreads: dict[tuple[str, str, str, str], SeedSpread]) -> str:
              "| mean | across seeds (t) | over images | shown |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for (variant, reference, benchmark, metric), spread in spreads.items():
-        digits = 0 if metric.startswith("collision_frames") else 1
+        digits = (0 if metric.startswith("collision_frames")
+                  else 2 if metric.startswith("collision_litres") else 1)
         per_seed = "; ".join(f"seed {s}: {_cell(v, digits)}"
                              for s, v in zip(spread.seeds, spread.per_seed, strict=True))
         lines.append(f"| {variant} | {reference} | {benchmark} | {metric} | {per_seed} | "

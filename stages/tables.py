@@ -107,8 +107,11 @@ def metric_key(metric: str, group: str | None, result: dict | None) -> str:
 
 
 def _number(value: float, metric: str) -> str:
-    """Counts as integers, the rest with one decimal (millimetres, percentages)."""
-    return f"{value:.0f}" if METRICS[metric][1] is None else f"{value:.1f}"
+    """Counts as integers, litres with two decimals, the rest with one (millimetres,
+    percentages)."""
+    if METRICS[metric][1] is None:
+        return f"{value:.0f}"
+    return f"{value:.2f}" if metric.startswith("collision_litres") else f"{value:.1f}"
 
 
 def cell(result: dict | None, key: str, metric: str) -> str:
@@ -278,8 +281,8 @@ def actions_table(metrics: dict, evaluations: Path, bootstrap: tuple[int, int]) 
 
 
 REFINE_METRICS = ("collision_frames", "depth_order_acc", "pck_all", "mpjpe_mm", "pa_mpjpe_mm")
-CONTROL_METRICS = ("collision_frames", "collision_frames_matched", "depth_order_acc",
-                   "depth_order_overlap_acc", "pck_all", "pa_mpjpe_mm")
+CONTROL_METRICS = ("collision_frames", "collision_frames_matched", "collision_litres_matched",
+                   "depth_order_acc", "depth_order_overlap_acc", "pck_all", "pa_mpjpe_mm")
 
 
 def versus_table(metrics: dict, evaluations: Path, bootstrap: tuple[int, int], reference: str,
