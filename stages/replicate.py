@@ -53,8 +53,9 @@ from pipelines.evaluation import metric_replicates, read_records, record_weights
 from stages.common import read_params, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
-# Table 4 (all detections, and those matched to distinct people: no duplicates), Table 5,
-# Table 5 on the pairs whose boxes overlap (diagnostics), and what a variant costs in pose
+# Table 4 (all detections, and those matched to distinct people: no duplicates), how deep
+# those matched people intersect, Table 5, Table 5 on the pairs whose boxes overlap
+# (diagnostics), and what a variant costs in pose
 METRICS = ("collision_frames", "collision_frames_matched", "collision_litres_matched",
            "depth_order_acc", "depth_order_overlap_acc", "pa_mpjpe_mm")
 REFERENCE = "baseline"
