@@ -72,6 +72,12 @@ def main() -> None:
             totals[name] = totals.get(name, 0.0) + value
     total = totals.pop("total")
     print(f"{path}, {count} batches: Eq. 4's summed softplus {total:.1f}")
+    print_classes(totals, total)
+
+
+def print_classes(totals: dict[str, float], total: float) -> None:
+    """Each class's share of the loss ``total``, and the share of it that pushes the
+    roots right (the entries ``<class>`` and ``<class>, pushed right`` of ``totals``)."""
     for name, value in totals.items():
         if name.endswith("pushed right"):
             share = 100 * value / max(totals[name.removesuffix(", pushed right")], 1e-12)

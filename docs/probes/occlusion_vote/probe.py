@@ -28,10 +28,17 @@ import torch.nn.functional as F
 
 from ops.depth_order import occlusion_votes, ordering_mistakes
 
-_spec = importlib.util.spec_from_file_location(
-    "depth_order_bias", Path(__file__).parent.parent / "depth_order_bias" / "probe.py")
-_bias = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_bias)
+
+def _probe(name: str):
+    """Another probe's module (its folder is not a package)."""
+    spec = importlib.util.spec_from_file_location(
+        name, Path(__file__).parent.parent / name / "probe.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_bias, _region = _probe("depth_order_bias"), _probe("depth_order_region")
 
 
 def classify(depths, masks, gt_roots) -> dict[str, float]:
@@ -64,12 +71,7 @@ def main() -> None:
     print(f"{path}, {count} batches: Eq. 4's summed softplus {total:.1f}")
     right = 100 * totals.pop("all, pushed right") / total
     print(f"  all of S: pushes the roots right {right:5.1f} %")
-    for name, value in totals.items():
-        if name.endswith("pushed right"):
-            share = 100 * value / max(totals[name.removesuffix(", pushed right")], 1e-12)
-            print(f"    of which pushes the roots right {share:5.1f} %")
-        else:
-            print(f"  {name:28s} {100 * value / total:5.1f} % of the loss")
+    _region.print_classes(totals, total)
 
 
 if __name__ == "__main__":
