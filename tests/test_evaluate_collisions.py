@@ -9,16 +9,6 @@ from pipelines.evaluation import summarise
 from tests.test_evaluate import CONFIG, GroundTruthModel, run
 
 
-@pytest.fixture(scope="module")
-def samples(tiny_synth_multi):
-    return tiny_synth_multi
-
-
-@pytest.fixture(scope="module")
-def body(anny_body):
-    return anny_body
-
-
 class DuplicateModel(GroundTruthModel):
     """The annotated people, and a confident copy of the first one moved 8 cm sideways."""
 
@@ -30,7 +20,8 @@ class DuplicateModel(GroundTruthModel):
         return [{key: torch.cat([value, copy[key]]) for key, value in out.items()}]
 
 
-def test_intersection_litres_sum_the_confident_pairs(samples, body):
+def test_intersection_litres_sum_the_confident_pairs(tiny_synth_multi, anny_body):
+    samples, body = tiny_synth_multi, anny_body  # the session's fixtures (conftest.py)
     records, failed = run(samples, DuplicateModel(samples), body)
     assert not failed
     for sample, record in zip(samples, records, strict=True):
