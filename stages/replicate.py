@@ -9,10 +9,12 @@ Needs a finished ``dvc repro`` (the shards, ``models/baseline``, the evaluations
 each extra seed it makes a workspace ``<out>/seed<k>/`` (links to ``data/`` and
 ``models/baseline``, and ``params.yaml`` with ``seed: k``), fine-tunes each variant
 there from the same baseline and evaluates it on each benchmark, resuming whatever is
-already done. A workspace made from another baseline or other parameters (its stamp, the
-SHA-256 of the baseline's model file and of its ``params.yaml``, differs) is emptied
-and made again, so a new ``dvc repro`` never pairs its baseline with old fine-tunes. The
-main run counts as seed 0.
+already done. A workspace made from another baseline or other parameters is emptied
+and made again, so a new ``dvc repro`` never pairs its baseline with old fine-tunes;
+when only one variant's ``losses`` entry changed, only that variant is made again. (The
+workspace's ``params.yaml`` says what it was made from, and its stamp, the SHA-256 of
+the baseline's model file and of that ``params.yaml``, vouches for it.) The main run
+counts as seed 0.
 
 It then writes ``<out>/report.md`` and ``<out>/summary.json``: for each variant,
 benchmark and metric (Table 4's collision frames, also among matched people only, and
@@ -60,6 +62,8 @@ METRICS = ("collision_frames", "collision_frames_matched", "collision_litres_mat
            "depth_order_acc", "depth_order_overlap_acc", "pa_mpjpe_mm")
 REFERENCE = "baseline"
 CONTROL = "no_scene"  # the fine-tune without scene losses, compared seed by seed
+# What a variant's fine-tune and evaluations leave in a workspace: <folder>/<variant>/
+VARIANT_OUTPUTS = ("models", "checkpoints", "logs", "metrics", "evaluations")
 
 
 @dataclass
@@ -118,8 +122,10 @@ def across_seeds(points: list[float]) -> Interval:
 
 def prepare_workspace(work: Path, seed: int, root: Path = Path(".")) -> None:
     """``work`` with ``data`` and ``models/baseline`` linked from ``root`` and its
-    ``params.yaml`` with ``seed: <seed>``; emptied first if its stamp is not this
-    baseline's and these parameters' (what it holds was made from others)."""
+    ``params.yaml`` with ``seed: <seed>``. What it already holds is kept only where it was
+    made from this baseline and these parameters: the workspace is emptied when the
+    baseline or any parameter outside ``losses`` changed, and a variant's outputs are
+    removed when only its ``losses`` entry changed (the other variants are kept)."""
     for target in (root / "data", root / "models" / REFERENCE):
         if not target.exists():
             raise FileNotFoundError(f"replicate: {target} is missing; run `dvc repro` first")
@@ -127,20 +133,45 @@ def prepare_workspace(work: Path, seed: int, root: Path = Path(".")) -> None:
     params["seed"] = seed
     text = yaml.safe_dump(params, sort_keys=False)
     baseline = root / "models" / REFERENCE / "model.pt"
-    stamp = hashlib.sha256((baseline.read_bytes() if baseline.is_file() else b"")
-                           + text.encode()).hexdigest()
-    stamp_file = work / "stamp.sha256"
-    if work.exists() and (not stamp_file.is_file() or stamp_file.read_text() != stamp):
-        print(f"replicate: {work} was made from another baseline or other parameters; "
-              "starting it afresh", flush=True)
-        shutil.rmtree(work)
+    baseline_bytes = baseline.read_bytes() if baseline.is_file() else b""
+    if work.exists():
+        _keep_what_these_params_made(work, params, baseline_bytes)
     (work / "models").mkdir(parents=True, exist_ok=True)
     for link, target in ((work / "data", root / "data"),
                          (work / "models" / REFERENCE, root / "models" / REFERENCE)):
         if not link.is_symlink():
             link.symlink_to(target.resolve(), target_is_directory=True)
     (work / "params.yaml").write_text(text)
-    stamp_file.write_text(stamp)
+    (work / "stamp.sha256").write_text(_stamp(baseline_bytes, text))
+
+
+def _stamp(baseline_bytes: bytes, params_text: str) -> str:
+    """What a workspace was made from: its baseline's model file and its params.yaml."""
+    return hashlib.sha256(baseline_bytes + params_text.encode()).hexdigest()
+
+
+def _keep_what_these_params_made(work: Path, params: dict, baseline_bytes: bytes) -> None:
+    """Empty ``work``, or remove single variants' outputs, where they were made from
+    another baseline or other parameters than ``params``. The workspace's own
+    ``params.yaml`` says what they were made from; its stamp vouches for it."""
+    stamp_file, made_with = work / "stamp.sha256", work / "params.yaml"
+    old_text = made_with.read_text() if made_with.is_file() else ""
+    old = yaml.safe_load(old_text) if old_text else {}
+    trusted = stamp_file.is_file() and stamp_file.read_text() == _stamp(baseline_bytes,
+                                                                        old_text)
+    without_losses = [{k: v for k, v in p.items() if k != "losses"} for p in (old, params)]
+    if not trusted or without_losses[0] != without_losses[1]:
+        print(f"replicate: {work} was made from another baseline or other parameters; "
+              "starting it afresh", flush=True)
+        shutil.rmtree(work)
+        return
+    old_losses, new_losses = old.get("losses", {}), params.get("losses", {})
+    for variant in sorted(set(old_losses) | set(new_losses)):
+        if old_losses.get(variant) != new_losses.get(variant):
+            print(f"replicate: {work.name}: losses.{variant} changed; its fine-tune and "
+                  "evaluations are made again", flush=True)
+            for folder in VARIANT_OUTPUTS:
+                shutil.rmtree(work / folder / variant, ignore_errors=True)
 
 
 def _run(command: list[str], work: Path, label: str) -> None:

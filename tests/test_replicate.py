@@ -84,6 +84,33 @@ def test_a_workspace_of_another_baseline_or_params_starts_afresh(tmp_path):
     assert not done.exists()
 
 
+def test_a_changed_loss_weight_makes_only_that_variant_again(tmp_path):
+    root = tmp_path / "repo"
+    (root / "data").mkdir(parents=True)
+    (root / "models" / "baseline").mkdir(parents=True)
+    (root / "models" / "baseline" / "model.pt").write_bytes(b"baseline")
+    losses = {"full": {"collision": 0.01}, "no_scene": {"collision": 0.0}}
+    (root / "params.yaml").write_text(yaml.safe_dump({"seed": 0, "losses": losses}))
+    work = tmp_path / "replicates" / "seed2"
+    prepare_workspace(work, 2, root)
+    outputs = {variant: [work / folder / variant / "out" for folder in
+                         ("models", "checkpoints", "logs", "metrics", "evaluations")]
+               for variant in losses}
+    for path in sum(outputs.values(), []):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("made")
+    losses["full"]["collision"] = 0.1
+    (root / "params.yaml").write_text(yaml.safe_dump({"seed": 0, "losses": losses}))
+    prepare_workspace(work, 2, root)
+    assert not any(path.exists() for path in outputs["full"])
+    assert all(path.is_file() for path in outputs["no_scene"])
+    assert yaml.safe_load((work / "params.yaml").read_text())["losses"]["full"] == {
+        "collision": 0.1}
+    (work / "params.yaml").write_text("seed: 2\n")  # not what the stamp vouches for
+    prepare_workspace(work, 2, root)
+    assert not any(path.exists() for path in outputs["no_scene"])
+
+
 def test_a_missing_baseline_is_a_clear_error(tmp_path):
     (tmp_path / "data").mkdir()
     (tmp_path / "params.yaml").write_text("seed: 0\n")
