@@ -217,13 +217,15 @@ class Checkpointer:
         self.path, self.config_id = Path(folder) / "checkpoint.pt", config_id
 
     def save(self, step: int, network: torch.nn.Module, discriminator: torch.nn.Module,
-             optimizers: list, prior_rng_state: dict) -> None:
+             optimizers: list, prior_rng_state: dict, counts: dict[str, int]) -> None:
+        """``counts``: the run's step counters so far (skipped steps, steps a scene loss
+        acted on), so that a resumed run logs the same totals as an uninterrupted one."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         state = {"config": self.config_id, "step": step, "network": network.state_dict(),
                  "discriminator": discriminator.state_dict(),
                  "optimizers": [o.state_dict() for o in optimizers],
                  "torch_rng": torch.get_rng_state(), "python_rng": random.getstate(),
-                 "prior_rng": prior_rng_state}
+                 "prior_rng": prior_rng_state, "counts": dict(counts)}
         tmp = self.path.with_suffix(".tmp")
         torch.save(state, tmp)
         os.replace(tmp, self.path)

@@ -62,6 +62,9 @@ from stages.common import BodyModelParams, from_section, read_params, typed
 
 PREVIOUS = {"pretrain": None, "baseline": "pretrain", "finetune": "baseline"}
 ANCHOR_FIT_POSES = 4096  # prior poses the pose anchors are fitted to
+# the step counters a run logs (train/<name>) and its checkpoints keep: skipped steps,
+# and the steps each scene loss acted on (was non-zero)
+COUNTS = {"skipped_steps": 0, "active_collision": 0, "active_depth_order": 0}
 
 
 def criterion_config(params: dict, phase: PhaseParams, variant: str | None) -> CriterionConfig:
@@ -126,7 +129,7 @@ def run(params: dict, phase_name: str, variant: str | None) -> None:
                                config_hash(common, {**asdict(phase), "iters": None},
                                            model_config, losses, seed, params["body_model"],
                                            world_size))
-    start = resume(checkpoints, name, network, discriminator, optimizers, prior)
+    start, counts = resume(checkpoints, name, network, discriminator, optimizers, prior)
     wrap = (lambda m: DistributedDataParallel(m, find_unused_parameters=True)
             ) if world_size > 1 else (lambda m: m)
     session = Session(wrap(network), network, discriminator,
@@ -138,7 +141,8 @@ def run(params: dict, phase_name: str, variant: str | None) -> None:
     data = batches(common, phase, seed, rank, skip=start,
                    rotation_mirror=mirror_index(body.rotation_names), body_model=body.name)
     with deterministic_cpu_kernels(device):  # repeatable beside other busy processes
-        loop(session, data, common, phase, start, live, checkpoints if rank == 0 else None)
+        loop(session, data, common, phase, start, counts, live,
+             checkpoints if rank == 0 else None)
     if rank == 0:
         save_model(f"models/{name}/model.pt", network, discriminator, model_config, body.name,
                    (common.input_height, common.input_width))
@@ -174,12 +178,13 @@ def anchors(network: CoherentRCNN) -> torch.Tensor | None:
 
 
 def resume(checkpoints: Checkpointer, name: str, network: nn.Module, discriminator: nn.Module,
-           optimizers: list, prior: SyntheticPrior | NpzPrior) -> int:
-    """Restore an interrupted run of this configuration; the step to start from.
-    Only with the interrupted run's logs (dvc.yaml keeps them: persist)."""
+           optimizers: list, prior: SyntheticPrior | NpzPrior) -> tuple[int, dict[str, int]]:
+    """Restore an interrupted run of this configuration: the step to start from and the
+    run's step counters so far. Only with the interrupted run's logs (dvc.yaml keeps
+    them: persist), from which the rows of the steps to be run again are dropped."""
     state = checkpoints.load() if Path(f"logs/{name}/metrics.json").is_file() else None
     if state is None:
-        return 0
+        return 0, dict(COUNTS)
     network.load_state_dict(state["network"])
     discriminator.load_state_dict(state["discriminator"])
     for optimizer, saved in zip(optimizers, state["optimizers"], strict=True):
@@ -187,18 +192,28 @@ def resume(checkpoints: Checkpointer, name: str, network: nn.Module, discriminat
     torch.set_rng_state(state["torch_rng"])
     random.setstate(state["python_rng"])
     prior.rng.bit_generator.state = state["prior_rng"]
+    drop_logged_steps(Path("logs") / name / "plots" / "metrics", state["step"])
     print(f"{name}: resuming at step {state['step']} from {checkpoints.path}")
-    return state["step"]
+    return state["step"], {**COUNTS, **state.get("counts", {})}
+
+
+def drop_logged_steps(plots: Path, start: int) -> None:
+    """Remove the rows of steps ``start`` and later from the logged curves (``<plots>/**/
+    *.tsv``, a header then one ``step<TAB>value`` row per logged step): the resumed run
+    logs them again, and dvclive appends."""
+    for curve in sorted(plots.rglob("*.tsv")):
+        header, *rows = curve.read_text().splitlines(keepends=True)
+        curve.write_text(header + "".join(r for r in rows if int(r.split("\t")[0]) < start))
 
 
 def loop(session: Session, data: Iterator[tuple], common: TrainParams, phase: PhaseParams,
-         start: int, live: Live | None, checkpoints: Checkpointer | None) -> None:
-    """Run steps ``start .. phase.iters - 1`` on the batches of ``data``; log on ``live``
-    and save ``checkpoints`` (both ``None`` on the other DDP ranks)."""
+         start: int, counts: dict[str, int], live: Live | None,
+         checkpoints: Checkpointer | None) -> None:
+    """Run steps ``start .. phase.iters - 1`` on the batches of ``data``, counting in
+    ``counts`` (:data:`COUNTS`, from step 0); log on ``live`` and save ``checkpoints``
+    (both ``None`` on the other DDP ranks)."""
     session.forward.train()
-    bad_in_a_row = skipped = 0
-    # how many steps the scene losses act on (non-zero), logged as train/active_<loss>
-    active = {name: 0 for name in ("loss_collision", "loss_depth_order")}
+    bad_in_a_row = 0
     device = next(session.network.parameters()).device
     progress = tqdm(range(start, phase.iters), initial=start, total=phase.iters, unit="step",
                     mininterval=5.0, disable=live is None)
@@ -213,29 +228,30 @@ def loop(session: Session, data: Iterator[tuple], common: TrainParams, phase: Ph
         for optimizer in session.optimizers:
             optimizer.zero_grad(set_to_none=True)
         if not math.isfinite(detector.item() + adversary.item()):
-            skipped, bad_in_a_row = skipped + 1, bad_in_a_row + 1
-            print(f"step {step}: non-finite loss, skipped ({skipped} so far)")
+            counts["skipped_steps"] += 1
+            bad_in_a_row += 1
+            print(f"step {step}: non-finite loss, skipped ({counts['skipped_steps']} so far)")
             if bad_in_a_row > common.max_bad_steps:
                 raise RuntimeError(f"{bad_in_a_row} non-finite losses in a row at step {step}")
             continue
         bad_in_a_row = 0
-        for name in active:
-            active[name] += int(name in losses and float(losses[name].detach()) > 0)
+        for name in ("loss_collision", "loss_depth_order"):
+            counts[f"active_{name[5:]}"] += int(name in losses
+                                               and float(losses[name].detach()) > 0)
         (detector + adversary).backward()
         torch.nn.utils.clip_grad_norm_(session.network.parameters(), common.grad_clip)
         torch.nn.utils.clip_grad_norm_(session.discriminator.parameters(), common.grad_clip)
         for optimizer in session.optimizers:
             optimizer.step()
         if live is not None and (step % common.log_every == 0 or step == phase.iters - 1):
-            log_step(live, step, losses, detector, {"skipped_steps": skipped, **{
-                f"active_{name[5:]}": count for name, count in active.items()}},
-                session.optimizers[0])
+            log_step(live, step, losses, detector, counts, session.optimizers[0])
             rate = progress.format_dict["rate"] or 0.0  # steps/s
             progress.set_postfix(loss=f"{float(detector.detach()):.3f}",
                                  images_per_s=f"{rate * phase.batch_size:.2f}", refresh=False)
         if checkpoints is not None and (step + 1) % common.checkpoint_every == 0:
             checkpoints.save(step + 1, session.network, session.discriminator,
-                             session.optimizers, session.criterion.prior.rng.bit_generator.state)
+                             session.optimizers, session.criterion.prior.rng.bit_generator.state,
+                             counts)
 
 
 def log_step(live: Live, step: int, losses: dict[str, torch.Tensor], total: torch.Tensor,
@@ -244,7 +260,7 @@ def log_step(live: Live, step: int, losses: dict[str, torch.Tensor], total: torc
     for key, value in losses.items():
         live.log_metric(f"train/{key}", round(float(value.detach()), 6))
     live.log_metric("train/total", round(float(total.detach()), 6))
-    for name, count in counts.items():  # steps so far (this run): skipped, scene losses on
+    for name, count in counts.items():  # steps so far: skipped, scene losses on
         live.log_metric(f"train/{name}", count)
     live.log_metric("train/lr", optimizer.param_groups[0]["lr"])
     live.next_step()

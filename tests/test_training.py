@@ -17,7 +17,7 @@ from pipelines.shards import read_shards
 from pipelines.training import PhaseParams, TrainParams, batches, on_device
 from pipelines.transforms import collate, to_network_input
 from stages.common import typed
-from stages.train import Session, loop, run
+from stages.train import COUNTS, Session, loop, run
 from tests.training_setup import (
     deterministic_sampling,
     prepare_tiny_shards,
@@ -63,26 +63,43 @@ def test_total_loss_falls_on_a_few_images(workdir):
     assert sum(totals[-3:]) / 3 < 0.7 * sum(totals[:3]) / 3
 
 
+def logs(name: str) -> dict[str, str]:
+    """Every file a phase logged (``logs/<name>``), by path."""
+    return {str(path): path.read_text() for path in sorted(Path("logs", name).rglob("*"))
+            if path.is_file()}
+
+
 def test_phases_chain_log_and_resume_exactly(workdir, monkeypatch):
     monkeypatch.chdir(workdir)
     params = tiny_training_params(iters=4)
     run(params, "pretrain", None)
     uninterrupted = torch.load("models/pretrain/model.pt")["network"]
+    uninterrupted_logs = logs("pretrain")
     metrics = json.loads(Path("logs/pretrain/metrics.json").read_text())
     assert metrics["step"] == 3 and "loss_keypoints_2d" in metrics["train"]
     assert len(Path("logs/pretrain/plots/metrics/train/total.tsv").read_text().splitlines()) == 5
-    # an "interrupted" run: stop after 2 steps (checkpoint at 2), then run to 4
+    # an "interrupted" run: stop after 3 steps (checkpoint at 2, step 2 already logged),
+    # then run to 4: the same model and the same logs, step 2 logged once
     for folder in ("checkpoints", "models", "logs"):
         os.system(f"rm -rf {folder}")
-    run(tiny_training_params(iters=2), "pretrain", None)
+    run(tiny_training_params(iters=3), "pretrain", None)
     run(params, "pretrain", None)
     resumed = torch.load("models/pretrain/model.pt")["network"]
     for name, value in uninterrupted.items():
         torch.testing.assert_close(resumed[name], value, msg=name)
+    assert logs("pretrain") == uninterrupted_logs
     run(params, "baseline", None)
     run(params, "finetune", "full")
     finetuned = json.loads(Path("logs/full/metrics.json").read_text())["train"]
     assert {"loss_collision", "loss_depth_order", "loss_adversarial"} <= set(finetuned)
+    # the step counters a resumed fine-tune logs are the whole run's, not its own part's
+    assert finetuned["active_depth_order"] > 1
+    uninterrupted_logs = logs("full")
+    for folder in ("checkpoints/full", "models/full", "logs/full"):
+        os.system(f"rm -rf {folder}")
+    run(tiny_training_params(iters=3), "finetune", "full")
+    run(params, "finetune", "full")
+    assert logs("full") == uninterrupted_logs
 
 
 def test_training_steps_run_with_deterministic_cpu_kernels(workdir, monkeypatch):
@@ -127,8 +144,10 @@ def test_non_finite_steps_are_skipped_then_fatal(workdir, monkeypatch, bad, fail
     session = Session(model, model, discriminator, lambda branch, targets, size: {},
                       optimizers, [0.1, 0.1])
 
+    counts = dict(COUNTS)
+
     def go():
-        loop(session, batches(common, phase, 0), common, phase, 0, None, None)
+        loop(session, batches(common, phase, 0), common, phase, 0, counts, None, None)
 
     if fails:
         with pytest.raises(RuntimeError, match="non-finite losses in a row"):
@@ -136,6 +155,7 @@ def test_non_finite_steps_are_skipped_then_fatal(workdir, monkeypatch, bad, fail
     else:
         go()
         assert model.calls == 6 and model.weight.item() < 1.0  # the finite steps trained
+        assert counts["skipped_steps"] == bad
 
 
 def without_prior(model) -> None:
