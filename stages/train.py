@@ -130,6 +130,8 @@ def run(params: dict, phase_name: str, variant: str | None) -> None:
                                            model_config, losses, seed, params["body_model"],
                                            world_size))
     start, counts = resume(checkpoints, name, network, discriminator, optimizers, prior)
+    if rank == 0 and start > 0:  # the resumed run logs those steps again; dvclive appends
+        drop_logged_steps(Path("logs") / name / "plots" / "metrics", start)
     wrap = (lambda m: DistributedDataParallel(m, find_unused_parameters=True)
             ) if world_size > 1 else (lambda m: m)
     session = Session(wrap(network), network, discriminator,
@@ -181,7 +183,7 @@ def resume(checkpoints: Checkpointer, name: str, network: nn.Module, discriminat
            optimizers: list, prior: SyntheticPrior | NpzPrior) -> tuple[int, dict[str, int]]:
     """Restore an interrupted run of this configuration: the step to start from and the
     run's step counters so far. Only with the interrupted run's logs (dvc.yaml keeps
-    them: persist), from which the rows of the steps to be run again are dropped."""
+    them: persist)."""
     state = checkpoints.load() if Path(f"logs/{name}/metrics.json").is_file() else None
     if state is None:
         return 0, dict(COUNTS)
@@ -192,18 +194,20 @@ def resume(checkpoints: Checkpointer, name: str, network: nn.Module, discriminat
     torch.set_rng_state(state["torch_rng"])
     random.setstate(state["python_rng"])
     prior.rng.bit_generator.state = state["prior_rng"]
-    drop_logged_steps(Path("logs") / name / "plots" / "metrics", state["step"])
     print(f"{name}: resuming at step {state['step']} from {checkpoints.path}")
     return state["step"], {**COUNTS, **state.get("counts", {})}
 
 
 def drop_logged_steps(plots: Path, start: int) -> None:
     """Remove the rows of steps ``start`` and later from the logged curves (``<plots>/**/
-    *.tsv``, a header then one ``step<TAB>value`` row per logged step): the resumed run
-    logs them again, and dvclive appends."""
+    *.tsv``: a header naming a ``step`` column, then one row per logged step)."""
     for curve in sorted(plots.rglob("*.tsv")):
-        header, *rows = curve.read_text().splitlines(keepends=True)
-        curve.write_text(header + "".join(r for r in rows if int(r.split("\t")[0]) < start))
+        lines = curve.read_text().splitlines(keepends=True)
+        if not lines:
+            continue
+        column = lines[0].rstrip("\n").split("\t").index("step")
+        kept = [row for row in lines[1:] if int(row.split("\t")[column]) < start]
+        curve.write_text(lines[0] + "".join(kept))
 
 
 def loop(session: Session, data: Iterator[tuple], common: TrainParams, phase: PhaseParams,
