@@ -156,9 +156,9 @@ def _keep_what_these_params_made(work: Path, params: dict, baseline_bytes: bytes
     ``params.yaml`` says what they were made from; its stamp vouches for it."""
     stamp_file, made_with = work / "stamp.sha256", work / "params.yaml"
     old_text = made_with.read_text() if made_with.is_file() else ""
-    old = yaml.safe_load(old_text) if old_text else {}
     trusted = stamp_file.is_file() and stamp_file.read_text() == _stamp(baseline_bytes,
                                                                         old_text)
+    old = yaml.safe_load(old_text) if trusted else {}  # only what we wrote is parsed
     without_losses = [{k: v for k, v in p.items() if k != "losses"} for p in (old, params)]
     if not trusted or without_losses[0] != without_losses[1]:
         print(f"replicate: {work} was made from another baseline or other parameters; "

@@ -106,7 +106,7 @@ def test_a_changed_loss_weight_makes_only_that_variant_again(tmp_path):
     assert all(path.is_file() for path in outputs["no_scene"])
     assert yaml.safe_load((work / "params.yaml").read_text())["losses"]["full"] == {
         "collision": 0.1}
-    (work / "params.yaml").write_text("seed: 2\n")  # not what the stamp vouches for
+    (work / "params.yaml").write_text("{seed: 2")  # not what the stamp vouches for
     prepare_workspace(work, 2, root)
     assert not any(path.exists() for path in outputs["no_scene"])
 
