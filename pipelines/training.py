@@ -1,10 +1,11 @@
 """What every training phase shares: data stream, schedule, checkpoints, DDP set-up.
 
 - **Data.** A seeded, endless weighted mixture of the phase's training datasets
-  (:mod:`pipelines.mixture`); under DDP each rank reads its own shards. Each sample may
-  be flipped (``flip_probability``) and, in a phase with ``crop_size``, cut to the
-  official single-person crop (:mod:`pipelines.augment`), then letterboxed with the
-  official colour noise.
+  (:mod:`pipelines.mixture`); under DDP each rank reads its own shards. A share of the
+  multi-person samples (``withhold_3d``) may lose their 3D annotations, as the official
+  multi-person datasets have none. Each sample may be flipped (``flip_probability``)
+  and, in a phase with ``crop_size``, cut to the official single-person crop
+  (:mod:`pipelines.augment`), then letterboxed with the official colour noise.
 - **Optimisers.** RAdam for the detector (torch's RAdam computed by its fused AdamW
   kernel, :mod:`pipelines.radam`). A separate RAdam trains the discriminator
   on the ``adv_*`` losses. Both decay the weights directly (``p -= lr * wd * p``, the
@@ -42,8 +43,8 @@ from pipelines.radam import RAdam
 from pipelines.shards import SHARDS
 from pipelines.transforms import collate, to_network_input
 
-__all__ = ["TrainParams", "PhaseParams", "batches", "on_device", "Checkpointer", "lr_factor",
-           "build_optimizers", "set_learning_rates",
+__all__ = ["TrainParams", "PhaseParams", "batches", "withheld_3d", "without_3d", "on_device",
+           "Checkpointer", "lr_factor", "build_optimizers", "set_learning_rates",
            "setup_distributed", "split_losses", "config_hash"]
 
 
@@ -82,6 +83,8 @@ class PhaseParams:
     datasets: dict[str, float]  # training dataset -> mixture weight
     crop_size: int | None  # None: whole images; else the official single-person crops
     smpl_rois_per_image: int | None  # None: model.smpl_rois_per_image; else this phase's cap
+    withhold_3d: float  # share of the multi-person images trained on their 2D annotations
+                        # only (0: none; 1: all, as in the official data: withheld_3d)
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -141,8 +144,10 @@ def batches(common: TrainParams, phase: PhaseParams, seed: int, rank: int = 0, s
         rng = np.random.default_rng([seed + rank, count])  # this batch's augmentations
         inputs = []
         for sample in samples:
-            sample = _augment(_own_body(sample, body_model), common, phase, rng,
-                              rotation_mirror)
+            sample = _own_body(sample, body_model)
+            if withheld_3d(sample, phase.withhold_3d):
+                sample = without_3d(sample)
+            sample = _augment(sample, common, phase, rng, rotation_mirror)
             inputs.append(to_network_input(sample, *size, common.colour_noise, rng))
         yield collate(inputs)
 
@@ -160,6 +165,26 @@ def _own_body(sample: dict, body_model: str) -> dict:
     target = {k: v for k, v in sample["target"].items()
               if k not in ("rotmats", "shape", "transl", "has_body")}
     return {**sample, "target": target}
+
+
+def withheld_3d(sample: dict, share: float) -> bool:
+    """Whether a multi-person sample is one of the ``share`` of them trained on 2D
+    annotations only. Decided by its key, so it is the same sample in every epoch, on
+    every rank and after a resume, as an image of a 2D-only dataset would be."""
+    if share <= 0 or len(sample["target"]["boxes"]) < 2:
+        return False
+    draw = int.from_bytes(hashlib.sha256(sample["key"].encode()).digest()[:8], "big")
+    return draw / 2**64 < share
+
+
+def without_3d(sample: dict) -> dict:
+    """The sample with its 2D annotations only (boxes, keypoints, masks): no 3D joints
+    and no body parameters, as the official multi-person training sets (COCO,
+    PoseTrack) have."""
+    target = {k: v for k, v in sample["target"].items()
+              if k not in ("kp3d", "rotmats", "shape", "transl", "has_body")}
+    meta = {**sample["meta"], "has_kp3d": False, "has_body": False}
+    return {**sample, "meta": meta, "target": target}
 
 
 def _augment(sample: dict, common: TrainParams, phase: PhaseParams, rng: np.random.Generator,

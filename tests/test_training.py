@@ -137,7 +137,7 @@ def test_non_finite_steps_are_skipped_then_fatal(workdir, monkeypatch, bad, fail
     common = replace(typed(TrainParams, tiny_training_params(), "train.common"), max_bad_steps=3)
     phase = PhaseParams(iters=6, lr=0.1, batch_size=2, adversarial=False,
                         keypoint_criterion="l1", datasets={"synth_train": 1.0}, crop_size=None,
-                        smpl_rois_per_image=None)
+                        smpl_rois_per_image=None, withhold_3d=0.0)
     model, discriminator = _Exploding(bad), torch.nn.Linear(1, 1)
     optimizers = [torch.optim.SGD([model.weight], lr=0.1),
                   torch.optim.SGD(discriminator.parameters(), lr=0.1)]
