@@ -5,7 +5,8 @@
 # whose params.yaml gains the arms of ARMS (a YAML file of `losses` entries). Each arm is
 # fine-tuned there from the committed baseline and evaluated beside the committed run's
 # own models of that seed (MODELS; seed 0: models/, seeds 1-4: replicates/seed<k>/models
-# from stages.replicate) and, at seed 0, the baseline.
+# from stages.replicate) and, at seed 0, the baseline. FINETUNE, if set, is a YAML mapping
+# merged into the workspaces' train.finetune (the arms' data and schedule).
 #
 #   MODELS="full no_collision no_scene" bash docs/probes/finetune_arms.sh SCRATCH ARMS 0 1 2 3 4
 set -euo pipefail
@@ -30,8 +31,9 @@ for seed in "$@"; do
   work=$scratch/seed$seed
   mkdir -p "$work/data/shards" "$work/models" && cd "$work"
   $python - "$repo/params.yaml" "$arms" "$seed" <<'PY'
-import sys, yaml
+import os, sys, yaml
 params = yaml.safe_load(open(sys.argv[1]))
+params["train"]["finetune"].update(yaml.safe_load(os.environ.get("FINETUNE") or "{}"))
 params["seed"] = int(sys.argv[3])
 params["losses"].update(yaml.safe_load(open(sys.argv[2])))
 yaml.safe_dump(params, open("params.yaml", "w"), sort_keys=False)
