@@ -86,6 +86,11 @@ class PhaseParams:
     withhold_3d: float  # share of the multi-person images trained on their 2D annotations
                         # only (0: none; 1: all, as in the official data: withheld_3d)
 
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.withhold_3d <= 1.0:
+            raise ValueError(f"train.<phase>.withhold_3d: expected a share in [0, 1], got "
+                             f"{self.withhold_3d}")
+
 
 ROOT = Path(__file__).resolve().parents[1]
 # The code a training phase runs: its code dependencies in dvc.yaml (a test keeps the two

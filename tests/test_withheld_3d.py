@@ -67,6 +67,7 @@ def test_a_withheld_image_is_supervised_in_2d_only(workdir, monkeypatch):
     params = tiny_training_params()
     images, targets, _ = first_batches(params, 1.0, count=1)[0]
     multi = [i for i, t in enumerate(targets) if len(t["boxes"]) > 1]
+    assert multi
     images, targets = images[multi], [targets[i] for i in multi]
     model = tiny_model(params, variant="full", phase="finetune").train()
     losses = model(images, targets)
@@ -84,3 +85,11 @@ def test_without_3d_says_so_in_the_meta():
     stripped = without_3d(sample)
     assert stripped["meta"] == {"has_kp3d": False, "has_body": False, "has_masks": True}
     assert set(stripped["target"]) == {"boxes"} and "kp3d" in sample["target"]
+
+
+@pytest.mark.parametrize("share", [-0.1, 1.5])
+def test_a_share_outside_0_1_is_an_error(share):
+    params = tiny_training_params()
+    params["train"]["finetune"]["withhold_3d"] = share
+    with pytest.raises(ValueError, match=r"withhold_3d: expected a share in \[0, 1\]"):
+        typed(PhaseParams, params, "train.finetune")
