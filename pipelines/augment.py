@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from model.body import COCO17_NAMES, H36M17_NAMES
 from model.camera import scale_intrinsics, shift_intrinsics
 from model.mirror import mirror_index, mirror_points, mirror_rotations
+from pipelines.shards import BODY_ARRAYS
 
 __all__ = ["flip_sample", "crop_person", "random_person", "COCO17_MIRROR", "H36M17_MIRROR"]
 
@@ -107,7 +108,7 @@ def crop_person(sample: dict, person: int, size: int = 256, scale: float = 1.2,
     inside = ((keypoints[..., :2] >= 0) & (keypoints[..., :2] < size)).all(dim=-1)
     keypoints[..., 2] *= inside
     crop["keypoints"] = keypoints
-    for name in ("kp3d", "rotmats", "shape", "transl", "has_body"):
+    for name in ("kp3d", *BODY_ARRAYS):
         if name in target:
             crop[name] = target[name][keep]
     meta = {**sample["meta"], "width": size, "height": size, "num_people": len(keep),

@@ -40,7 +40,7 @@ import torch.distributed as dist
 from pipelines.augment import crop_person, flip_sample, random_person
 from pipelines.mixture import mixture
 from pipelines.radam import RAdam
-from pipelines.shards import SHARDS
+from pipelines.shards import BODY_ARRAYS, SHARDS
 from pipelines.transforms import collate, to_network_input
 
 __all__ = ["TrainParams", "PhaseParams", "batches", "withheld_3d", "without_3d", "on_device",
@@ -167,8 +167,7 @@ def _own_body(sample: dict, body_model: str) -> dict:
     """The sample without body parameters made for another body model."""
     if "rotmats" not in sample["target"] or sample["meta"].get("body_model") == body_model:
         return sample
-    target = {k: v for k, v in sample["target"].items()
-              if k not in ("rotmats", "shape", "transl", "has_body")}
+    target = {k: v for k, v in sample["target"].items() if k not in BODY_ARRAYS}
     return {**sample, "target": target}
 
 
@@ -187,7 +186,7 @@ def without_3d(sample: dict) -> dict:
     and no body parameters, as the official multi-person training sets (COCO,
     PoseTrack) have."""
     target = {k: v for k, v in sample["target"].items()
-              if k not in ("kp3d", "rotmats", "shape", "transl", "has_body")}
+              if k != "kp3d" and k not in BODY_ARRAYS}
     meta = {**sample["meta"], "has_kp3d": False, "has_body": False}
     return {**sample, "meta": meta, "target": target}
 

@@ -39,7 +39,7 @@ import numpy as np
 from PIL import Image
 
 from model.camera import default_intrinsics
-from pipelines.shards import encode_sample
+from pipelines.shards import BODY_ARRAYS, encode_sample
 
 __all__ = ["SourceError", "Skip", "ReaderOptions", "parse_options", "Record", "Tally",
            "Reader", "load_record", "read_image", "box_from_points", "rasterise", "load_json",
@@ -382,8 +382,7 @@ def _sample(record: Record, image: ImageFile, boxes: np.ndarray, keep: np.ndarra
         ignore = rasterise(record.ignore, image.height, image.width).any(axis=0).astype(np.uint8)
     body = None
     if record.body is not None:
-        body = {name: np.asarray(record.body[name])[keep] for name in
-                ("rotmats", "shape", "transl", "has_body")}
+        body = {name: np.asarray(record.body[name])[keep] for name in BODY_ARRAYS}
     meta = {
         **record.meta, "width": image.width, "height": image.height, "K": np.asarray(K).tolist(),
         "intrinsics": record.intrinsics, "num_people": int(keep.sum()),

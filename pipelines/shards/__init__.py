@@ -8,11 +8,17 @@ to its role), so a training stage depends on the training shards only.
 
 from pathlib import Path
 
-from pipelines.shards.reader import ShardFormatError, decode_sample, load_index, read_shards
+from pipelines.shards.reader import (
+    BODY_ARRAYS,
+    ShardFormatError,
+    decode_sample,
+    load_index,
+    read_shards,
+)
 from pipelines.shards.writer import encode_sample, write_shards
 
 __all__ = ["ShardFormatError", "encode_sample", "write_shards", "read_shards", "decode_sample",
-           "load_index", "SHARDS", "ROLES", "shard_folder", "find_dataset"]
+           "load_index", "BODY_ARRAYS", "SHARDS", "ROLES", "shard_folder", "find_dataset"]
 
 SHARDS = Path("data/shards")
 ROLES = ("train", "test")

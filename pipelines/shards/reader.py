@@ -19,10 +19,11 @@ import torch
 import webdataset as wds
 from PIL import Image
 
-__all__ = ["ShardFormatError", "read_shards", "decode_sample", "load_index"]
+__all__ = ["ShardFormatError", "read_shards", "decode_sample", "load_index", "BODY_ARRAYS"]
 
 _REQUIRED = ("meta.json", "boxes.npy", "kp2d.npy")
-_BODY_ARRAYS = ("rotmats", "shape", "transl", "has_body")
+# The arrays of body.npz (DESIGN §5), also the body keys of a decoded target.
+BODY_ARRAYS = ("rotmats", "shape", "transl", "has_body")
 
 
 class ShardFormatError(ValueError):
@@ -127,9 +128,9 @@ def decode_sample(sample: dict[str, Any]) -> dict[str, Any]:
 def _body(blob: bytes, num_people: int, key: str) -> dict[str, torch.Tensor]:
     try:
         with np.load(io.BytesIO(blob), allow_pickle=False) as arrays:
-            body = {name: arrays[name] for name in _BODY_ARRAYS}
+            body = {name: arrays[name] for name in BODY_ARRAYS}
     except Exception as error:  # noqa: BLE001
-        raise ShardFormatError(f"{key}: body.npz must hold {_BODY_ARRAYS} ({error})") from error
+        raise ShardFormatError(f"{key}: body.npz must hold {BODY_ARRAYS} ({error})") from error
     for name, array in body.items():
         if array.shape[:1] != (num_people,):
             raise ShardFormatError(f"{key}: body.npz '{name}' has shape {list(array.shape)}, "

@@ -38,7 +38,9 @@ def _probe(name: str):
     return module
 
 
-_bias, _region = _probe("depth_order_bias"), _probe("depth_order_region")
+# depth_order_region loads depth_order_bias itself: use its copy, not a second one.
+_region = _probe("depth_order_region")
+_bias = _region._bias
 
 
 def classify(depths, masks, gt_roots) -> dict[str, float]:
