@@ -13,15 +13,22 @@ For each training seed's workspace (seed 0: this one; seeds 1-4:
 matched to detections (the evaluation's own matching, ``pipelines.evaluation``), with
 the predicted and the true distance between their roots along the camera axis. Prints
 per seed and model the mean predicted gap, the mean true gap of the same pairs, their
-ratio, and the share of pairs predicted closer than 0.3 m (about a body's depth); then
-each model minus the control of the same seed, with its Student's t interval across
-seeds.
+ratio, the share of pairs predicted closer than 0.3 m (about a body's depth) and the
+share whose order along the camera axis is right ("order"; added after the first output,
+for ``docs/probes/withheld_3d_long/``); then each model minus the control of the same
+seed, with its Student's t interval across seeds.
 
     PYTHONPATH=. python docs/probes/depth_gap/probe.py [benchmark]   # after the replicates
+
+Other workspaces (``finetune_arms.sh``'s scratch seeds, say), models and benchmark
+copies through the environment: ``GAP_WORKSPACES="0=/tmp/x/seed0/models 1=..."``,
+``GAP_MODELS="no_scene_a full_a"`` (the first is the control) and ``GAP_SHARDS`` (the
+folder of the benchmarks' shards; default ``data/shards/test``).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -41,11 +48,15 @@ from stages.common import BodyModelParams, from_section, read_params, typed
 from stages.evaluate import match_threshold
 from stages.replicate import across_seeds
 
-MODELS = ["baseline", "no_scene", "no_collision", "no_depth", "full"]
+MODELS = os.environ.get("GAP_MODELS", "baseline no_scene no_collision no_depth full").split()
+CONTROL = "no_scene" if "GAP_MODELS" not in os.environ else MODELS[0]
 CLOSE_M = 0.3
 
 
 def workspaces() -> dict[int, Path]:
+    if "GAP_WORKSPACES" in os.environ:
+        return {int(seed): Path(folder) for seed, folder in
+                (entry.split("=", 1) for entry in os.environ["GAP_WORKSPACES"].split())}
     found = {0: Path("models")}
     for seed in range(1, 10):
         folder = Path("replicates") / f"seed{seed}" / "models"
@@ -57,7 +68,8 @@ def workspaces() -> dict[int, Path]:
 @torch.no_grad()
 def pair_gaps(network, body, samples: list[dict], config: EvalParams,
               size: tuple[int, int]) -> np.ndarray:
-    """``[N, 2]``: predicted and true root-depth gap of each overlapping matched pair."""
+    """``[N, 2]``: predicted and true signed root-depth gap (a - b) of each overlapping
+    matched pair."""
     rows = []
     for sample in samples:
         net_input = to_network_input(sample, *size)
@@ -76,16 +88,18 @@ def pair_gaps(network, body, samples: list[dict], config: EvalParams,
         for a, b in overlap:
             if matches[a] is None or matches[b] is None:
                 continue
-            predicted = abs(float(pred[matches[a], 0, 2] - pred[matches[b], 0, 2]))
-            true = abs(float(gt[a, 0, 2] - gt[b, 0, 2]))
+            predicted = float(pred[matches[a], 0, 2] - pred[matches[b], 0, 2])
+            true = float(gt[a, 0, 2] - gt[b, 0, 2])
             rows.append((predicted, true))
     return np.asarray(rows).reshape(-1, 2)
 
 
-def summary(gaps: np.ndarray) -> dict[str, float]:
+def summary(signed: np.ndarray) -> dict[str, float]:
+    gaps = np.abs(signed)
     return {"pairs": len(gaps), "pred": gaps[:, 0].mean(), "true": gaps[:, 1].mean(),
             "ratio": gaps[:, 0].mean() / gaps[:, 1].mean(),
-            "close": 100.0 * (gaps[:, 0] < CLOSE_M).mean()}
+            "close": 100.0 * (gaps[:, 0] < CLOSE_M).mean(),
+            "order": 100.0 * (np.sign(signed[:, 0]) == np.sign(signed[:, 1])).mean()}
 
 
 def main() -> None:
@@ -95,7 +109,7 @@ def main() -> None:
     common = typed(TrainParams, params, "train.common")
     size = (common.input_height, common.input_width)  # as the evaluation
     body = from_section(BodyModelParams, params, "body_model").build()
-    samples = list(read_shards(SHARDS / "test" / benchmark))
+    samples = list(read_shards(Path(os.environ.get("GAP_SHARDS", SHARDS / "test")) / benchmark))
     results: dict[tuple[int, str], dict[str, float]] = {}
     print(f"# {benchmark}: overlapping matched pairs; gaps in metres; close: predicted "
           f"gap < {CLOSE_M} m, % of pairs")
@@ -109,12 +123,12 @@ def main() -> None:
             row = results[seed, name] = done[path]
             print(f"seed {seed} {name:13s} pairs {row['pairs']:4d}  predicted gap "
                   f"{row['pred']:.3f}  true {row['true']:.3f}  ratio {row['ratio']:.3f}  "
-                  f"close {row['close']:.1f}", flush=True)
+                  f"close {row['close']:.1f}  order {row['order']:.1f}", flush=True)
     seeds = sorted({seed for seed, _ in results})
-    print("# each model minus the control (no_scene) of its seed; t interval across seeds")
+    print(f"# each model minus the control ({CONTROL}) of its seed; t interval across seeds")
     for name in MODELS:
-        for key in ("ratio", "close"):
-            diffs = np.array([results[s, name][key] - results[s, "no_scene"][key]
+        for key in ("ratio", "close", "order"):
+            diffs = np.array([results[s, name][key] - results[s, CONTROL][key]
                               for s in seeds])
             mean = across_seeds(list(diffs))
             print(f"{name:13s} {key:5s} {mean.value:+.3f} [{mean.low:+.3f}, {mean.high:+.3f}]  "
