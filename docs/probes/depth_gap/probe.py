@@ -39,7 +39,7 @@ from torchvision.ops import box_iou
 from model.body import posed_in_camera
 from model.camera import project
 from model.io import load_network
-from ops.metrics import match_people
+from ops.metrics import depth_order_accuracy, match_people
 from pipelines.evaluation import EvalParams, annotated_kp3d
 from pipelines.shards import SHARDS, read_shards
 from pipelines.training import TrainParams
@@ -68,8 +68,8 @@ def workspaces() -> dict[int, Path]:
 @torch.no_grad()
 def pair_gaps(network, body, samples: list[dict], config: EvalParams,
               size: tuple[int, int]) -> np.ndarray:
-    """``[N, 2]``: predicted and true signed root-depth gap (a - b) of each overlapping
-    matched pair."""
+    """``[N, 4]``: for each overlapping matched pair, the predicted and the true root-depth
+    gap and the evaluation's depth-order count of the pair (correct, counted)."""
     rows = []
     for sample in samples:
         net_input = to_network_input(sample, *size)
@@ -88,18 +88,20 @@ def pair_gaps(network, body, samples: list[dict], config: EvalParams,
         for a, b in overlap:
             if matches[a] is None or matches[b] is None:
                 continue
-            predicted = float(pred[matches[a], 0, 2] - pred[matches[b], 0, 2])
-            true = float(gt[a, 0, 2] - gt[b, 0, 2])
-            rows.append((predicted, true))
-    return np.asarray(rows).reshape(-1, 2)
+            pred_roots = pred[[matches[a], matches[b]], 0, 2]
+            gt_roots = gt[[a, b], 0, 2]
+            gaps = (abs(float(pred_roots[0] - pred_roots[1])),
+                    abs(float(gt_roots[0] - gt_roots[1])))
+            rows.append((*gaps, *depth_order_accuracy(pred_roots, gt_roots)))
+    return np.asarray(rows).reshape(-1, 4)
 
 
-def summary(signed: np.ndarray) -> dict[str, float]:
-    gaps = np.abs(signed)
+def summary(rows: np.ndarray) -> dict[str, float]:
+    gaps = rows[:, :2]
     return {"pairs": len(gaps), "pred": gaps[:, 0].mean(), "true": gaps[:, 1].mean(),
             "ratio": gaps[:, 0].mean() / gaps[:, 1].mean(),
             "close": 100.0 * (gaps[:, 0] < CLOSE_M).mean(),
-            "order": 100.0 * (np.sign(signed[:, 0]) == np.sign(signed[:, 1])).mean()}
+            "order": 100.0 * rows[:, 2].sum() / rows[:, 3].sum()}
 
 
 def main() -> None:
