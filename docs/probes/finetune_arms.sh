@@ -17,7 +17,8 @@ export PYTHONPATH=$repo
 benchmarks="synth_multi synth_crowd"
 dev=$scratch/dev
 if [ ! -f "$dev/done" ]; then
-  mkdir -p "$dev/data" && cd "$dev"
+  mkdir -p "$dev/data"
+  cd "$dev"  # its own line: set -e ignores a failure inside an && list
   sed -e 's/^seed: 0$/seed: 1000/' "$repo/params.yaml" > params.yaml
   grep -q '^seed: 1000$' params.yaml
   ln -sfn "$repo/data/body_model" data/body_model
@@ -29,7 +30,8 @@ fi
 names=$($python -c "import sys, yaml; print(' '.join(yaml.safe_load(open(sys.argv[1]))))" "$arms")
 for seed in "$@"; do
   work=$scratch/seed$seed
-  mkdir -p "$work/data/shards" "$work/models" && cd "$work"
+  mkdir -p "$work/data/shards" "$work/models"
+  cd "$work"
   $python - "$repo/params.yaml" "$arms" "$seed" <<'PY'
 import os, sys, yaml
 params = yaml.safe_load(open(sys.argv[1]))

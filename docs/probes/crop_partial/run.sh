@@ -12,7 +12,9 @@ set -euo pipefail
 name=$1; expression=$2
 repo=$(git rev-parse --show-toplevel)
 scratch=/tmp/arm_$name
-rm -rf "$scratch" && mkdir -p "$scratch/data/shards" && cd "$scratch"
+rm -rf "$scratch"
+mkdir -p "$scratch/data/shards"
+cd "$scratch"  # its own line: set -e ignores a failure inside an && list
 sed -e "$expression" "$repo/params.yaml" > params.yaml
 diff "$repo/params.yaml" params.yaml || true
 ln -s "$repo/data/body_model" data/body_model
