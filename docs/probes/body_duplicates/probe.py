@@ -39,9 +39,10 @@ def own_volumes(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     return torch.stack([collision_volume(torch.stack([v, v]), faces)[0, 1] for v in vertices])
 
 
-def image_pairs(sample: dict, network, body, config: EvalParams) -> dict:
+def image_pairs(sample: dict, network, body, config: EvalParams,
+                size: tuple[int, int]) -> dict:
     """The confident detections of one image and every intersecting pair among them."""
-    inputs = to_network_input(sample, 256, 416)
+    inputs = to_network_input(sample, *size)
     with torch.no_grad():
         found = network(inputs["image"][None], intrinsics=[inputs["target"]["K"]])[0]
     kept = found["scores"] >= config.score_threshold
@@ -122,10 +123,12 @@ def main() -> None:
     params = read_params()
     body = from_section(BodyModelParams, params, "body_model").build()
     config = from_section(EvalParams, params, "eval")
+    common = params["train"]["common"]
+    size = (common["input_height"], common["input_width"])  # the evaluation's input
     network = load_predictor(name, body)
     network.eval()
     for benchmark in benchmarks:
-        images = [image_pairs(s, network, body, config)
+        images = [image_pairs(s, network, body, config, size)
                   for s in read_shards(SHARDS / "test" / benchmark)]
         report(benchmark, images)
 
