@@ -35,7 +35,9 @@ SHARES = (None, 0.7, 0.5, 0.3, 0.2)
 
 
 def own_volumes(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
-    """``[P]`` m^3: each body's volume, as its intersection with a copy of itself."""
+    """``[P]`` m^3: each body's volume, as its intersection with a copy of itself. The
+    same 64^3 voxel count as the pairwise intersections, so their ratio shares one
+    estimator (trimesh's exact volume, as ``stages.body_model`` reports, would not)."""
     return torch.stack([collision_volume(torch.stack([v, v]), faces)[0, 1] for v in vertices])
 
 

@@ -69,7 +69,7 @@ def shift(grads: tuple, scale: float) -> None:
 data = batches(common, phase, 0)
 found = 0
 for count in range(40):
-    images, targets, keys = next(data)
+    images, targets, _ = next(data)
     losses = step_losses(images, targets, count)
     value = losses["loss_collision"]
     if float(value.detach()) <= 0:
