@@ -77,6 +77,43 @@ def criterion_config(params: dict, phase: PhaseParams, variant: str | None) -> C
 
 
 @dataclass
+class Parts:
+    """What a phase starts from: the body model, the adversarial prior, and the network
+    and discriminator (the previous phase's weights loaded), with the phase's losses."""
+
+    body: BodyModel
+    prior: NpzPrior | SyntheticPrior
+    network: CoherentRCNN
+    discriminator: nn.Module
+    losses: CriterionConfig
+
+
+def build_parts(params: dict, phase_name: str, variant: str | None, device: torch.device,
+                rank: int = 0) -> Parts:
+    """The phase's :class:`Parts` on ``device``; the prior of process ``rank`` draws its
+    own samples."""
+    common = typed(TrainParams, params, "train.common")
+    phase = typed(PhaseParams, params, f"train.{phase_name}")
+    model_config = typed(ModelConfig, params, "model")
+    seed = int(params["seed"])
+    child_fraction = typed(SyntheticConfig, params, "synthetic").child_fraction
+    body = from_section(BodyModelParams, params, "body_model").build().to(device)
+    prior = build_prior(common.prior, seed + 1 + rank, body.num_joints, body.shape_dim,
+                        child_fraction)
+    network = build_network(model_config, phase, body, seed).to(device)
+    discriminator = build_discriminator(body.num_joints, body.shape_dim, seed + 1).to(device)
+    previous = PREVIOUS[phase_name]
+    if previous:
+        state = read_model(f"models/{previous}/model.pt")
+        network.load_state_dict(state["network"])
+        discriminator.load_state_dict(state["discriminator"])
+    elif model_config.pose_anchors:
+        fit_anchors(network, common.prior, seed, body.num_joints, body.shape_dim,
+                    child_fraction)
+    return Parts(body, prior, network, discriminator, criterion_config(params, phase, variant))
+
+
+@dataclass
 class Session:
     """What a phase trains: the network (``forward`` is the DDP wrapper when there is
     one), the criterion with the discriminator, and the two optimisers."""
@@ -104,24 +141,14 @@ def run(params: dict, phase_name: str, variant: str | None) -> None:
     common = typed(TrainParams, params, "train.common")
     phase = typed(PhaseParams, params, f"train.{phase_name}")
     model_config = typed(ModelConfig, params, "model")
-    losses = criterion_config(params, phase, variant)
     seed = int(params["seed"])
     rank, world_size, device = setup_distributed(common.device)
     torch.manual_seed(seed)
     random.seed(seed)  # nothing draws from it, but checkpoints store its state
-    body = from_section(BodyModelParams, params, "body_model").build().to(device)
-    prior = build_prior(common.prior, seed + 1 + rank, body.num_joints, body.shape_dim,
-                        typed(SyntheticConfig, params, "synthetic").child_fraction)
-    network = build_network(model_config, phase, body, seed).to(device)
-    discriminator = build_discriminator(body.num_joints, body.shape_dim, seed + 1).to(device)
-    previous = PREVIOUS[phase_name]
-    if previous:
-        state = read_model(f"models/{previous}/model.pt")
-        network.load_state_dict(state["network"])
-        discriminator.load_state_dict(state["discriminator"])
-    elif model_config.pose_anchors:
-        fit_anchors(network, common.prior, seed, body.num_joints, body.shape_dim,
-                    typed(SyntheticConfig, params, "synthetic").child_fraction)
+    parts = build_parts(params, phase_name, variant, device, rank)
+    body, prior, network, discriminator = (parts.body, parts.prior, parts.network,
+                                           parts.discriminator)
+    losses = parts.losses
     optimizers = build_optimizers(network, discriminator, phase.lr, common.discriminator_lr,
                                   common.weight_decay)
     # The number of iterations is left out, so a longer run resumes a shorter one.

@@ -14,29 +14,19 @@ import sys
 
 import torch
 
-from model.discriminator import build_discriminator
-from model.io import read_model
-from model.rcnn import ModelConfig
 from model.smpl_criterion import SMPLCriterion
-from pipelines.priors import build_prior
-from pipelines.synthetic import SyntheticConfig
 from pipelines.training import PhaseParams, TrainParams, batches
-from stages.common import BodyModelParams, from_section, read_params, typed
-from stages.train import build_network, criterion_config
+from stages.common import read_params, typed
+from stages.train import anchors, build_parts
 
 torch.set_num_threads(2)
 params = read_params()
 common = typed(TrainParams, params, "train.common")
 phase = typed(PhaseParams, params, "train.finetune")
-body = from_section(BodyModelParams, params, "body_model").build()
-network = build_network(typed(ModelConfig, params, "model"), phase, body, 0)
-state = read_model("models/baseline/model.pt")
-network.load_state_dict(state["network"])
-disc = build_discriminator(body.num_joints, body.shape_dim, 1)
-disc.load_state_dict(state["discriminator"])
-prior = build_prior(common.prior, 1, body.num_joints, body.shape_dim,
-                    typed(SyntheticConfig, params, "synthetic").child_fraction)
-criterion = SMPLCriterion(body, disc, prior, criterion_config(params, phase, "no_depth"))
+parts = build_parts(params, "finetune", "no_depth", torch.device("cpu"))  # the baseline's weights
+network = parts.network
+criterion = SMPLCriterion(parts.body, parts.discriminator, parts.prior, parts.losses,
+                          anchors(network))
 network.train()
 moving = network.roi_heads.smpl_head if "--head" in sys.argv else network
 weights = [p for p in moving.parameters() if p.requires_grad]
