@@ -17,7 +17,7 @@ from pipelines.shards import read_shards
 from pipelines.training import PhaseParams, TrainParams, batches, on_device
 from pipelines.transforms import collate, to_network_input
 from stages.common import typed
-from stages.train import COUNTS, Session, loop, run
+from stages.train import COUNTS, Session, build_parts, loop, run
 from tests.training_setup import (
     deterministic_sampling,
     prepare_tiny_shards,
@@ -89,6 +89,13 @@ def test_phases_chain_log_and_resume_exactly(workdir, monkeypatch):
         torch.testing.assert_close(resumed[name], value, msg=name)
     assert logs("pretrain") == uninterrupted_logs
     run(params, "baseline", None)
+    # a fine-tune starts from the baseline's weights, with its variant's scene losses
+    parts = build_parts(params, "finetune", "full", torch.device("cpu"))
+    baseline = read_model("models/baseline/model.pt")
+    for part, saved in ((parts.network, "network"), (parts.discriminator, "discriminator")):
+        for name, value in part.state_dict().items():
+            torch.testing.assert_close(value, baseline[saved][name], msg=name)
+    assert parts.losses.scene.depth_order == params["losses"]["full"]["depth_order"] > 0
     run(params, "finetune", "full")
     finetuned = json.loads(Path("logs/full/metrics.json").read_text())["train"]
     assert {"loss_collision", "loss_depth_order", "loss_adversarial"} <= set(finetuned)
