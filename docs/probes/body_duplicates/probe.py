@@ -27,8 +27,9 @@ from ops.detection import average_precision, match_detections
 from ops.metrics import match_people
 from pipelines.evaluation import EvalParams, annotated_kp3d
 from pipelines.shards import SHARDS, read_shards
+from pipelines.training import TrainParams
 from pipelines.transforms import to_network_input
-from stages.common import BodyModelParams, from_section, read_params
+from stages.common import BodyModelParams, from_section, read_params, typed
 from stages.evaluate import load_predictor, match_threshold
 
 SHARES = (None, 0.7, 0.5, 0.3, 0.2)
@@ -125,8 +126,8 @@ def main() -> None:
     params = read_params()
     body = from_section(BodyModelParams, params, "body_model").build()
     config = from_section(EvalParams, params, "eval")
-    common = params["train"]["common"]
-    size = (common["input_height"], common["input_width"])  # the evaluation's input
+    common = typed(TrainParams, params, "train.common")
+    size = (common.input_height, common.input_width)  # as stages.evaluate reads it
     network = load_predictor(name, body)
     network.eval()
     for benchmark in benchmarks:
